@@ -1,0 +1,124 @@
+"""Runtime configuration, read from `SENTINEL_*` environment variables (and `.env`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or points at something unreachable."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+        self.message = message
+
+
+class Settings(BaseSettings):
+    """Every knob of Fangorn Sentinel; empty provider credentials disable that channel."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SENTINEL_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # Core
+    data_dir: Path = Field(default=Path("data"), description="Directory for the SQLite file and the generated secret key.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir.")
+    ray_address: str = Field(default="", description="Existing Ray cluster (e.g. ray://head:10001 or host:6379); empty starts a local runtime.")
+    ray_namespace: str = "sentinel"
+    ray_num_cpus: int = Field(default=0, ge=0, description="CPUs given to a local Ray runtime; 0 means all cores.")
+    public_url: str = Field(default="http://localhost:3000", description="URL people and senders use to reach this server.")
+    host: str = "0.0.0.0"
+    port: int = Field(default=3000, ge=1, le=65535)
+    secret_key: SecretStr = Field(default=SecretStr(""), description="Signs sessions and links; generated into data_dir on first run if empty.")
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # Apple Push Notification service (token auth)
+    apns_key_file: str = ""
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""
+    apns_use_sandbox: bool = False
+
+    # Firebase Cloud Messaging
+    fcm_credentials_file: str = ""
+    fcm_project_id: str = ""
+
+    # Twilio SMS and voice
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from_number: str = ""
+
+    # Email over SMTP
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = True
+    smtp_from: str = ""
+
+    # Slack
+    slack_bot_token: SecretStr = SecretStr("")
+    slack_signing_secret: SecretStr = SecretStr("")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL to use, defaulting to a SQLite file under `data_dir`."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'sentinel.db').resolve()}"
+
+    @property
+    def channels(self) -> dict[str, bool]:
+        """Which notification channels have credentials configured."""
+        return {
+            "apns": bool(self.apns_key_file and self.apns_key_id and self.apns_team_id and self.apns_topic),
+            "fcm": bool(self.fcm_credentials_file or self.fcm_project_id),
+            "twilio": bool(self.twilio_account_sid and self.twilio_auth_token.get_secret_value() and self.twilio_from_number),
+            "email": bool(self.smtp_host and self.smtp_from),
+            "slack": bool(self.slack_bot_token.get_secret_value()),
+        }
+
+    def resolved_secret_key(self) -> str:
+        """Return the secret key, creating and persisting one under `data_dir` if unset."""
+        if self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # O_EXCL so two processes starting together agree on one key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+def normalize_database_url(url: str) -> str:
+    """Make plain `postgres://`/`postgresql://` URLs use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process (cached; tests call `get_settings.cache_clear()`)."""
+    return Settings()
