@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,6 +62,8 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     except ArgumentError as exc:
         raise ConfigError("SENTINEL_DATABASE_URL", f"malformed database URL ({exc})") from None
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             parsed, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
