@@ -1,6 +1,7 @@
 """Reflex configuration: one app, one port, database URL from SENTINEL_DATABASE_URL."""
 
 import reflex as rx
+from reflex.plugins.sitemap import SitemapPlugin
 
 from sentinel_app.settings import get_settings
 
@@ -13,8 +14,8 @@ config = rx.Config(
     show_built_with_reflex=False,
     frontend_port=_settings.port,
     backend_port=_settings.port,
-    api_url=_settings.public_url,
-    deploy_url=_settings.public_url,
-    plugins=[],
-    disable_plugins=["reflex.plugins.sitemap.SitemapPlugin"],
+    # api_url stays http://localhost:PORT: the browser swaps in the host it loaded the page from.
+    backend_host=_settings.host,
+    plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="grass", radius="medium"))],
+    disable_plugins=[SitemapPlugin],
 )

@@ -1,0 +1,1 @@
+"""Ray actors: supervision now; escalation hosts, schedule hosts and dispatchers build on it."""

@@ -73,6 +73,8 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         if parsed.drivername != "postgresql+psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
         kwargs.setdefault("pool_size", 10)
+        # Fail fast on an unroutable host instead of hanging for minutes.
+        kwargs.setdefault("connect_args", {"connect_timeout": 5})
         kwargs.setdefault("max_overflow", 20)
         return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
     raise ConfigError(

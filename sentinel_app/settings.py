@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     ray_address: str = Field(default="", description="Existing Ray cluster (e.g. ray://head:10001 or host:6379); empty starts a local runtime.")
     ray_namespace: str = "sentinel"
     ray_num_cpus: int = Field(default=0, ge=0, description="CPUs given to a local Ray runtime; 0 means all cores.")
-    public_url: str = Field(default="http://localhost:3000", description="URL people and senders use to reach this server.")
+    public_url: str = Field(default="", description="URL people and senders use to reach this server; default http://localhost:PORT.")
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=1, le=65535)
     secret_key: SecretStr = Field(default=SecretStr(""), description="Signs sessions and links; generated into data_dir on first run if empty.")
@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalize_database_url(self.database_url)
         return f"sqlite:///{(self.data_dir / 'sentinel.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        """Public base URL for links and webhook URLs, without a trailing slash."""
+        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
 
     @property
     def channels(self) -> dict[str, bool]:

@@ -1,0 +1,52 @@
+"""The process-wide runtime: settings, database engine and Ray, started by the app lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from sentinel_app.db import get_engine
+from sentinel_app.ray_runtime import RayRuntime
+from sentinel_app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What one app process holds for its lifetime."""
+
+    settings: Settings
+    engine: sa.Engine
+    ray: RayRuntime
+
+
+_current: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The running process's runtime (created lazily, e.g. for tests that skip the lifespan)."""
+    global _current
+    if _current is None:
+        settings = get_settings()
+        _current = Runtime(settings=settings, engine=get_engine(), ray=RayRuntime(settings))
+    return _current
+
+
+@contextlib.asynccontextmanager
+async def lifespan() -> AsyncIterator[Runtime]:
+    """Start Ray in the background for the app's lifetime and shut it down cleanly."""
+    runtime = get_runtime()
+    logging.basicConfig(level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Readiness checks read the schema revision on every probe; that is not news.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    await runtime.ray.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.ray.stop()
+        runtime.engine.dispose()

@@ -1,0 +1,44 @@
+"""API keys: issued once, stored as hashes, scoped and revocable."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from sentinel_app.models import ApiKey
+from sentinel_app.security import hash_token, new_token, token_prefix
+from sentinel_app.services import audit
+from sentinel_app.services.errors import ValidationFailed
+
+SCOPES = ("read", "write", "admin")
+
+
+def issue_key(
+    session: Session,
+    *,
+    user_id: int,
+    name: str,
+    scopes: list[str],
+    team_id: int | None = None,
+    token: str | None = None,
+    actor_user_id: int | None = None,
+) -> tuple[ApiKey, str]:
+    """Create an API key and return it with its secret, which is never shown again."""
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise ValidationFailed(f"scopes must be a non-empty subset of {', '.join(SCOPES)}", field="scopes")
+    if not name.strip():
+        raise ValidationFailed("name must not be empty", field="name")
+    secret = token or new_token("sk")
+    key = ApiKey(
+        name=name.strip(),
+        prefix=token_prefix(secret),
+        key_hash=hash_token(secret),
+        scopes=sorted(set(scopes), key=SCOPES.index),
+        user_id=user_id,
+        team_id=team_id,
+    )
+    session.add(key)
+    session.flush()
+    audit.record(session, action="api_key.create", entity_type="api_key", entity_id=key.id, team_id=team_id,
+                 after=audit.snapshot(key), actor_user_id=actor_user_id)
+    return key, secret
