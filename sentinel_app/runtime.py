@@ -44,6 +44,9 @@ async def lifespan() -> AsyncIterator[Runtime]:
     logging.basicConfig(level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Readiness checks read the schema revision on every probe; that is not news.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    for channel, enabled in runtime.settings.channels.items():
+        if not enabled:
+            log.info("notification channel %s disabled: no credentials configured", channel)
     await runtime.ray.start()
     try:
         yield runtime

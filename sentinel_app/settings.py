@@ -38,7 +38,6 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     secret_key: SecretStr = Field(default=SecretStr(""), description="Signs sessions and links; generated into data_dir on first run if empty.")
     log_level: str = "INFO"
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # Apple Push Notification service (token auth)
     apns_key_file: str = ""
