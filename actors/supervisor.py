@@ -8,8 +8,8 @@ from typing import Any
 
 import ray
 
-from sentinel_app import __version__
 from actors.naming import versioned
+from sentinel_app import __version__
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -21,7 +21,11 @@ class Supervisor:
 
     def ping(self) -> dict[str, Any]:
         """Version, process id and uptime of this actor."""
-        return {"version": __version__, "pid": os.getpid(), "uptime_s": round(time.time() - self.started_at, 3)}
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started_at, 3),
+        }
 
 
 def get_supervisor() -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from sentinel_app import __version__
 from sentinel_app.api.health import readiness
@@ -38,7 +39,7 @@ def _detail(name: str, check: dict[str, object]) -> str:
     return f"{check.get('address')}, {check.get('latency_ms')} ms"
 
 
-def _check_row(check: rx.Var) -> rx.Component:
+def _check_row(check: ObjectVar[dict[str, str]]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(check["name"]),
         rx.table.cell(

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from sentinel_app.settings import ConfigError, Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +27,7 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
-def _checked_engine(settings: Settings):  # type: ignore[no-untyped-def]
+def _checked_engine(settings: Settings) -> sa.Engine:
     from sentinel_app.db import check_database, create_db_engine
 
     engine = create_db_engine(settings.effective_database_url)
@@ -64,8 +66,14 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
         else:
             password, generated = secrets.token_urlsafe(15), True
     with session_scope(write=True, engine=engine) as session:
-        user = users.create_user(session, email=args.email, name=args.name or args.email.split("@")[0],
-                                 password=password, is_admin=True, timezone=args.timezone)
+        user = users.create_user(
+            session,
+            email=args.email,
+            name=args.name or args.email.split("@")[0],
+            password=password,
+            is_admin=True,
+            timezone=args.timezone,
+        )
     print(f"created administrator {user.email} (id {user.id})")
     if generated:
         print(f"password: {password}")
@@ -87,11 +95,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  API key:        {result.api_key}")
     for name, url in result.webhook_urls.items():
         print(f"  {name + ':':<16}{url}")
-    print(f"  try:            curl -X POST -H 'Content-Type: application/json' --data @alert.json {result.webhook_urls['webhook']}")
+    print(
+        f"  try:            curl -X POST -H 'Content-Type: application/json' --data @alert.json {result.webhook_urls['webhook']}"
+    )
     return 0
 
 
-def _require_schema(engine) -> None:  # type: ignore[no-untyped-def]
+def _require_schema(engine: sa.Engine) -> None:
     from sentinel_app.migrations import current_revision, head_revision, upgrade_to_head
 
     if current_revision(engine) != head_revision():
@@ -127,10 +137,25 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = get_settings()
     check_ray_address(settings.ray_address)
     cmd_db_upgrade(args)
-    command = [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port",
-               "--backend-host", settings.host, "--backend-port", str(settings.port),
-               "--frontend-port", str(settings.port)]
-    print(f"Fangorn Sentinel starting on {settings.base_url} (listening on {settings.host}:{settings.port})", flush=True)
+    command = [
+        sys.executable,
+        "-m",
+        "reflex",
+        "run",
+        "--env",
+        "prod",
+        "--single-port",
+        "--backend-host",
+        settings.host,
+        "--backend-port",
+        str(settings.port),
+        "--frontend-port",
+        str(settings.port),
+    ]
+    print(
+        f"Fangorn Sentinel starting on {settings.base_url} (listening on {settings.host}:{settings.port})",
+        flush=True,
+    )
     return supervise(command, env=_server_env(settings), cwd=ROOT, restart=not args.no_restart)
 
 
@@ -159,7 +184,11 @@ def supervise(command: Sequence[str], *, env: dict[str, str], cwd: Path, restart
             return code
         if time.monotonic() - began > _STABLE_AFTER_S:
             backoff = 1.0
-        print(f"sentinel: server exited with code {code}; restarting in {backoff:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"sentinel: server exited with code {code}; restarting in {backoff:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         time.sleep(backoff)
         backoff = min(backoff * 2, 30.0)
 

@@ -64,9 +64,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            parsed, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
-        )
+        engine = sa.create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _tune_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
@@ -78,7 +76,8 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("max_overflow", 20)
         return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
     raise ConfigError(
-        "SENTINEL_DATABASE_URL", f"unsupported database {parsed.get_backend_name()!r} (use sqlite or postgresql)"
+        "SENTINEL_DATABASE_URL",
+        f"unsupported database {parsed.get_backend_name()!r} (use sqlite or postgresql)",
     )
 
 
@@ -134,5 +133,6 @@ def check_database(engine: Engine) -> None:
     except Exception as exc:  # any driver error means "unreachable" to the operator
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(
-            "SENTINEL_DATABASE_URL", f"cannot connect to {engine.url.render_as_string(hide_password=True)}: {reason}"
+            "SENTINEL_DATABASE_URL",
+            f"cannot connect to {engine.url.render_as_string(hide_password=True)}: {reason}",
         ) from None

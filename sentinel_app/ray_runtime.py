@@ -38,7 +38,9 @@ def check_ray_address(address: str, *, timeout: float = 3.0) -> None:
         with socket.create_connection((host, port), timeout=timeout):
             pass
     except OSError as exc:
-        raise ConfigError("SENTINEL_RAY_ADDRESS", f"cannot reach Ray at {host}:{port} ({exc.strerror or exc})") from None
+        raise ConfigError(
+            "SENTINEL_RAY_ADDRESS", f"cannot reach Ray at {host}:{port} ({exc.strerror or exc})"
+        ) from None
 
 
 @dataclass
@@ -91,7 +93,9 @@ class RayRuntime:
             log.error("Ray unavailable: %s", self.error)
             return
         self.state, self.started_at = "running", time.monotonic()
-        log.info("Ray ready in %.1f s (%s)", time.monotonic() - began, self.settings.ray_address or "local runtime")
+        log.info(
+            "Ray ready in %.1f s (%s)", time.monotonic() - began, self.settings.ray_address or "local runtime"
+        )
 
     async def ping(self, *, timeout: float = 2.0) -> dict[str, Any]:
         """Round-trip a call to the supervisor actor."""

@@ -41,7 +41,9 @@ def get_runtime() -> Runtime:
 async def lifespan() -> AsyncIterator[Runtime]:
     """Start Ray in the background for the app's lifetime and shut it down cleanly."""
     runtime = get_runtime()
-    logging.basicConfig(level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # Readiness checks read the schema revision on every probe; that is not news.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     for channel, enabled in runtime.settings.channels.items():

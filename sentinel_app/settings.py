@@ -28,15 +28,30 @@ class Settings(BaseSettings):
     )
 
     # Core
-    data_dir: Path = Field(default=Path("data"), description="Directory for the SQLite file and the generated secret key.")
-    database_url: str = Field(default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir.")
-    ray_address: str = Field(default="", description="Existing Ray cluster (e.g. ray://head:10001 or host:6379); empty starts a local runtime.")
+    data_dir: Path = Field(
+        default=Path("data"), description="Directory for the SQLite file and the generated secret key."
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir."
+    )
+    ray_address: str = Field(
+        default="",
+        description="Existing Ray cluster (e.g. ray://head:10001 or host:6379); empty starts a local runtime.",
+    )
     ray_namespace: str = "sentinel"
-    ray_num_cpus: int = Field(default=0, ge=0, description="CPUs given to a local Ray runtime; 0 means all cores.")
-    public_url: str = Field(default="", description="URL people and senders use to reach this server; default http://localhost:PORT.")
+    ray_num_cpus: int = Field(
+        default=0, ge=0, description="CPUs given to a local Ray runtime; 0 means all cores."
+    )
+    public_url: str = Field(
+        default="",
+        description="URL people and senders use to reach this server; default http://localhost:PORT.",
+    )
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=1, le=65535)
-    secret_key: SecretStr = Field(default=SecretStr(""), description="Signs sessions and links; generated into data_dir on first run if empty.")
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signs sessions and links; generated into data_dir on first run if empty.",
+    )
     log_level: str = "INFO"
 
     # Apple Push Notification service (token auth)
@@ -90,7 +105,11 @@ class Settings(BaseSettings):
         return {
             "apns": bool(self.apns_key_file and self.apns_key_id and self.apns_team_id and self.apns_topic),
             "fcm": bool(self.fcm_credentials_file or self.fcm_project_id),
-            "twilio": bool(self.twilio_account_sid and self.twilio_auth_token.get_secret_value() and self.twilio_from_number),
+            "twilio": bool(
+                self.twilio_account_sid
+                and self.twilio_auth_token.get_secret_value()
+                and self.twilio_from_number
+            ),
             "email": bool(self.smtp_host and self.smtp_from),
             "slack": bool(self.slack_bot_token.get_secret_value()),
         }
@@ -118,7 +137,7 @@ def normalize_database_url(url: str) -> str:
     """Make plain `postgres://`/`postgresql://` URLs use the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -23,7 +23,9 @@ def team(session: Session, **kw: Any) -> Team:
 
 def user(session: Session, **kw: Any) -> User:
     """A committed user."""
-    row = User(email=kw.pop("email", f"{uuid.uuid4().hex[:8]}@example.com"), name=kw.pop("name", "Test User"), **kw)
+    row = User(
+        email=kw.pop("email", f"{uuid.uuid4().hex[:8]}@example.com"), name=kw.pop("name", "Test User"), **kw
+    )
     session.add(row)
     session.commit()
     return row
@@ -32,8 +34,14 @@ def user(session: Session, **kw: Any) -> User:
 def integration(session: Session, team_id: int, **kw: Any) -> Integration:
     """A committed integration with a random token."""
     token = uuid.uuid4().hex
-    row = Integration(team_id=team_id, name=kw.pop("name", f"int-{token[:6]}"), kind=kw.pop("kind", IntegrationKind.WEBHOOK),
-                      token_prefix=token[:10], token_hash=hash_token(token), **kw)
+    row = Integration(
+        team_id=team_id,
+        name=kw.pop("name", f"int-{token[:6]}"),
+        kind=kw.pop("kind", IntegrationKind.WEBHOOK),
+        token_prefix=token[:10],
+        token_hash=hash_token(token),
+        **kw,
+    )
     session.add(row)
     session.commit()
     return row
@@ -42,7 +50,14 @@ def integration(session: Session, team_id: int, **kw: Any) -> Integration:
 def alert(session: Session, team_id: int, **kw: Any) -> Alert:
     """An uncommitted alert with sensible defaults."""
     now = kw.pop("now", dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC))
-    row = Alert(team_id=team_id, title=kw.pop("title", "Disk full"), dedup_key=kw.pop("dedup_key", "k1"),
-                fired_at=now, first_seen_at=now, last_seen_at=now, **kw)
+    row = Alert(
+        team_id=team_id,
+        title=kw.pop("title", "Disk full"),
+        dedup_key=kw.pop("dedup_key", "k1"),
+        fired_at=now,
+        first_seen_at=now,
+        last_seen_at=now,
+        **kw,
+    )
     session.add(row)
     return row

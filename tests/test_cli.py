@@ -28,8 +28,18 @@ from sentinel_app.models import (
 from sentinel_app.security import hash_token, verify_password
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = [User, Team, TeamMembership, ApiKey, Integration, Schedule, RotationLayer, LayerParticipant,
-          EscalationPolicy, EscalationStep]
+TABLES = [
+    User,
+    Team,
+    TeamMembership,
+    ApiKey,
+    Integration,
+    Schedule,
+    RotationLayer,
+    LayerParticipant,
+    EscalationPolicy,
+    EscalationStep,
+]
 
 
 @pytest.fixture
@@ -55,12 +65,24 @@ def test_db_upgrade_migrates_an_empty_database(cli_db: str, capsys: pytest.Captu
     assert f"database at revision {head_revision()}" in capsys.readouterr().out
 
 
-def test_demo_seeds_once_and_prints_working_credentials(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_seeds_once_and_prints_working_credentials(
+    cli_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["demo"]) == 0
     first = capsys.readouterr().out
     counts = _counts(cli_db)
-    assert counts == {"User": 4, "Team": 1, "TeamMembership": 4, "ApiKey": 1, "Integration": 1, "Schedule": 1,
-                      "RotationLayer": 1, "LayerParticipant": 4, "EscalationPolicy": 1, "EscalationStep": 2}
+    assert counts == {
+        "User": 4,
+        "Team": 1,
+        "TeamMembership": 4,
+        "ApiKey": 1,
+        "Integration": 1,
+        "Schedule": 1,
+        "RotationLayer": 1,
+        "LayerParticipant": 4,
+        "EscalationPolicy": 1,
+        "EscalationStep": 2,
+    }
 
     assert main(["demo"]) == 0
     second = capsys.readouterr().out
@@ -79,7 +101,10 @@ def test_demo_seeds_once_and_prints_working_credentials(cli_db: str, capsys: pyt
     with Session(engine) as session:
         admin = session.exec(select(User).where(User.email == email)).one()
         assert verify_password(admin.password_hash, password)
-        assert session.exec(select(ApiKey).where(ApiKey.key_hash == hash_token(api_key))).one().user_id == admin.id
+        assert (
+            session.exec(select(ApiKey).where(ApiKey.key_hash == hash_token(api_key))).one().user_id
+            == admin.id
+        )
         assert session.exec(select(Integration).where(Integration.token_hash == hash_token(token))).one()
         # No secret is stored in the clear.
         assert api_key not in str(session.exec(select(ApiKey)).all())
@@ -89,7 +114,9 @@ def test_demo_seeds_once_and_prints_working_credentials(cli_db: str, capsys: pyt
 def test_admin_create_makes_a_global_admin_and_refuses_duplicates(
     cli_db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["admin", "create", "--email", "Root@Example.com", "--password", "correct horse battery"]) == 0
+    assert (
+        main(["admin", "create", "--email", "Root@Example.com", "--password", "correct horse battery"]) == 0
+    )
     assert "created administrator root@example.com" in capsys.readouterr().out
     engine = create_db_engine(cli_db)
     with Session(engine) as session:
@@ -104,16 +131,30 @@ def test_admin_create_makes_a_global_admin_and_refuses_duplicates(
 
 def _run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
-    return subprocess.run([sys.executable, "-m", "sentinel_app.cli", *args], cwd=ROOT, env={**clean, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "sentinel_app.cli", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "env", "setting"),
     [
         (("db", "upgrade"), {"SENTINEL_DATABASE_URL": "not a url"}, "SENTINEL_DATABASE_URL: malformed"),
-        (("db", "upgrade"), {"SENTINEL_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/x"}, "SENTINEL_DATABASE_URL: cannot connect"),
-        (("db", "upgrade"), {"SENTINEL_DATABASE_URL": "mysql://h/db"}, "SENTINEL_DATABASE_URL: unsupported database"),
+        (
+            ("db", "upgrade"),
+            {"SENTINEL_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/x"},
+            "SENTINEL_DATABASE_URL: cannot connect",
+        ),
+        (
+            ("db", "upgrade"),
+            {"SENTINEL_DATABASE_URL": "mysql://h/db"},
+            "SENTINEL_DATABASE_URL: unsupported database",
+        ),
         (("up",), {"SENTINEL_RAY_ADDRESS": "127.0.0.1:9"}, "SENTINEL_RAY_ADDRESS: cannot reach Ray"),
         (("up",), {"SENTINEL_RAY_ADDRESS": "no-port-here"}, "SENTINEL_RAY_ADDRESS: expected host:port"),
         (("demo",), {"SENTINEL_PORT": "eighty"}, "SENTINEL_PORT:"),

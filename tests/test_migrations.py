@@ -20,7 +20,9 @@ def test_upgrade_head_creates_every_table_and_autogenerate_finds_no_difference(e
         tables = set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
         assert tables == set(SQLModel.metadata.tables)
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata
+            )
         assert diff == []
     finally:
         engine.dispose()

@@ -103,8 +103,12 @@ def test_notification_idempotency_key_is_unique(db: Session) -> None:
 
 def test_json_columns_keep_nested_values(db: Session) -> None:
     team = factories.team(db)
-    row = factories.alert(db, team.id, labels={"alertname": "DiskFull", "émoji": "🔥"},
-                          links=[{"kind": "runbook", "url": "https://runbooks/disk"}])
+    row = factories.alert(
+        db,
+        team.id,
+        labels={"alertname": "DiskFull", "émoji": "🔥"},
+        links=[{"kind": "runbook", "url": "https://runbooks/disk"}],
+    )
     db.commit()
     db.expire_all()
     loaded = db.get(Alert, row.id)

@@ -10,7 +10,9 @@ import pytest
 from sentinel_app.settings import Settings, get_settings, normalize_database_url
 
 
-def test_default_database_is_a_sqlite_file_in_the_data_dir(settings_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_default_database_is_a_sqlite_file_in_the_data_dir(
+    settings_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     settings = get_settings()
     assert settings.effective_database_url == f"sqlite:///{tmp_path.resolve()}/sentinel.db"
     assert settings.base_url == "http://localhost:3000"
@@ -38,7 +40,9 @@ def test_database_urls_use_psycopg_3(given: str, expected: str) -> None:
     assert normalize_database_url(given) == expected
 
 
-def test_secret_key_is_generated_once_and_kept_private(settings_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_secret_key_is_generated_once_and_kept_private(
+    settings_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     first = get_settings().resolved_secret_key()
     get_settings.cache_clear()
     second = get_settings().resolved_secret_key()
@@ -56,7 +60,13 @@ def test_an_explicit_secret_key_wins_and_is_never_printed(settings_env: pytest.M
 
 
 def test_channels_without_credentials_are_disabled(settings_env: pytest.MonkeyPatch) -> None:
-    assert get_settings().channels == {"apns": False, "fcm": False, "twilio": False, "email": False, "slack": False}
+    assert get_settings().channels == {
+        "apns": False,
+        "fcm": False,
+        "twilio": False,
+        "email": False,
+        "slack": False,
+    }
     settings_env.setenv("SENTINEL_SMTP_HOST", "mail.example.com")
     settings_env.setenv("SENTINEL_SMTP_FROM", "oncall@example.com")
     get_settings.cache_clear()
@@ -65,5 +75,9 @@ def test_channels_without_credentials_are_disabled(settings_env: pytest.MonkeyPa
 
 def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    missing = [f"SENTINEL_{name.upper()}" for name in Settings.model_fields if f"SENTINEL_{name.upper()}" not in readme]
+    missing = [
+        f"SENTINEL_{name.upper()}"
+        for name in Settings.model_fields
+        if f"SENTINEL_{name.upper()}" not in readme
+    ]
     assert missing == []

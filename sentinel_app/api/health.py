@@ -36,7 +36,9 @@ async def readyz() -> JSONResponse:
 
 async def readiness(runtime: Runtime) -> dict[str, Any]:
     """Run every readiness check and summarise them."""
-    database, ray = await asyncio.gather(asyncio.to_thread(_check_database, runtime.engine), _check_ray(runtime))
+    database, ray = await asyncio.gather(
+        asyncio.to_thread(_check_database, runtime.engine), _check_ray(runtime)
+    )
     checks = {"database": database[0], "migrations": database[1], "ray": ray}
     if not (checks["database"]["ok"] and checks["migrations"]["ok"]):
         status = "unavailable"
@@ -56,7 +58,11 @@ def _check_database(engine: sa.Engine) -> tuple[dict[str, Any], dict[str, Any]]:
     except Exception as exc:  # any driver error means "not reachable"
         error = str(getattr(exc, "orig", exc)).splitlines()[0]
         return {"ok": False, "error": error}, {"ok": False, "error": "database unreachable"}
-    db = {"ok": True, "backend": engine.dialect.name, "latency_ms": round((time.monotonic() - began) * 1000, 2)}
+    db = {
+        "ok": True,
+        "backend": engine.dialect.name,
+        "latency_ms": round((time.monotonic() - began) * 1000, 2),
+    }
     head = head_revision()
     return db, {"ok": current == head, "current": current, "head": head}
 

@@ -10,7 +10,13 @@ from sentinel_app.models.alerts import (
     Severity,
 )
 from sentinel_app.models.audit import AuditEntry
-from sentinel_app.models.escalation import Escalation, EscalationPolicy, EscalationState, EscalationStep, StepKind
+from sentinel_app.models.escalation import (
+    Escalation,
+    EscalationPolicy,
+    EscalationState,
+    EscalationStep,
+    StepKind,
+)
 from sentinel_app.models.identity import ApiKey, Role, Team, TeamMembership, User, UserSession
 from sentinel_app.models.integrations import Integration, IntegrationKind, IntegrationRoute
 from sentinel_app.models.notifications import (
@@ -24,7 +30,13 @@ from sentinel_app.models.notifications import (
     PushPlatform,
     Urgency,
 )
-from sentinel_app.models.schedules import LayerParticipant, RotationKind, RotationLayer, Schedule, ScheduleOverride
+from sentinel_app.models.schedules import (
+    LayerParticipant,
+    RotationKind,
+    RotationLayer,
+    Schedule,
+    ScheduleOverride,
+)
 
 __all__ = [
     "Alert",

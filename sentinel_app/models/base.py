@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import Any
 
@@ -72,7 +71,9 @@ def enum_field(default: StrEnum | None = None, *, length: int = 24, index: bool 
     )
 
 
-def text_field(length: int | None = None, *, default: str | None = "", nullable: bool = False, index: bool = False) -> Any:
+def text_field(
+    length: int | None = None, *, default: Any = "", nullable: bool = False, index: bool = False
+) -> Any:
     """A string column; unbounded text when `length` is None."""
     return Field(
         default=default,
@@ -82,3 +83,9 @@ def text_field(length: int | None = None, *, default: str | None = "", nullable:
     )
 
 
+def require_id(row: SQLModel) -> int:
+    """The primary key of a flushed row (never None once the row is in the database)."""
+    value = getattr(row, "id", None)
+    if value is None:
+        raise ValueError(f"{type(row).__name__} has no id yet; flush the session first")
+    return int(value)

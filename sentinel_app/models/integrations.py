@@ -9,7 +9,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from sentinel_app.models.base import created_at_field, enum_field, fk, id_field, json_field, text_field, updated_at_field, when
+from sentinel_app.models.base import (
+    created_at_field,
+    enum_field,
+    fk,
+    id_field,
+    json_field,
+    text_field,
+    updated_at_field,
+    when,
+)
 
 
 class IntegrationKind(StrEnum):
@@ -39,7 +48,9 @@ class Integration(SQLModel, table=True):
     # HMAC key for optional signature checks; it must be recoverable, so it is
     # encrypted with the server's secret key rather than hashed.
     signing_secret_encrypted: str | None = text_field(None, default=None, nullable=True)
-    default_escalation_policy_id: int | None = fk("escalation_policies.id", nullable=True, ondelete="SET NULL")
+    default_escalation_policy_id: int | None = fk(
+        "escalation_policies.id", nullable=True, ondelete="SET NULL"
+    )
     # e.g. {"mode": "fingerprint"} or {"mode": "group", "group_by": ["alertname"]}
     grouping: dict[str, Any] = json_field()
     slack_channel_id: str | None = text_field(64, default=None, nullable=True)

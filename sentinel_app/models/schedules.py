@@ -9,7 +9,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from sentinel_app.models.base import created_at_field, enum_field, fk, id_field, json_field, text_field, updated_at_field, when
+from sentinel_app.models.base import (
+    created_at_field,
+    enum_field,
+    fk,
+    id_field,
+    json_field,
+    text_field,
+    updated_at_field,
+    when,
+)
 
 
 class RotationKind(StrEnum):

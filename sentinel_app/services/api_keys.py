@@ -39,6 +39,13 @@ def issue_key(
     )
     session.add(key)
     session.flush()
-    audit.record(session, action="api_key.create", entity_type="api_key", entity_id=key.id, team_id=team_id,
-                 after=audit.snapshot(key), actor_user_id=actor_user_id)
+    audit.record(
+        session,
+        action="api_key.create",
+        entity_type="api_key",
+        entity_id=key.id,
+        team_id=team_id,
+        after=audit.snapshot(key),
+        actor_user_id=actor_user_id,
+    )
     return key, secret

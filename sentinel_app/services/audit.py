@@ -9,8 +9,14 @@ from sqlmodel import Session, SQLModel
 from sentinel_app.models import AuditEntry
 
 # Never copied into the audit log, whatever the entity.
-_SECRET_FIELDS = {"password_hash", "key_hash", "token_hash", "signing_secret_encrypted", "ical_token_hash",
-                  "verification_code_hash"}
+_SECRET_FIELDS = {
+    "password_hash",
+    "key_hash",
+    "token_hash",
+    "signing_secret_encrypted",
+    "ical_token_hash",
+    "verification_code_hash",
+}
 
 
 def snapshot(obj: SQLModel | None) -> dict[str, Any]:

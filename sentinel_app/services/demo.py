@@ -29,6 +29,7 @@ from sentinel_app.models import (
     Urgency,
     User,
 )
+from sentinel_app.models.base import require_id
 from sentinel_app.security import derived_token, hash_password, hash_token
 from sentinel_app.services import api_keys, integrations, teams, users
 
@@ -75,7 +76,9 @@ def seed_demo(session: Session, *, secret_key: str, base_url: str) -> DemoResult
             user = users.create_user(session, email=email, name=name, timezone=TIMEZONE, is_admin=index == 0)
             _default_contacts(session, user)
         assert user.id is not None
-        teams.set_membership(session, team_id=team.id, user_id=user.id, role=Role.ADMIN if index == 0 else Role.RESPONDER)
+        teams.set_membership(
+            session, team_id=team.id, user_id=user.id, role=Role.ADMIN if index == 0 else Role.RESPONDER
+        )
         people.append(user)
     admin = people[0]
     assert admin.id is not None
@@ -87,19 +90,27 @@ def seed_demo(session: Session, *, secret_key: str, base_url: str) -> DemoResult
     policy = _demo_policy(session, team.id, schedule.id)
 
     integration = session.exec(
-        select(Integration).where(Integration.team_id == team.id, Integration.name == "Prometheus Alertmanager")
+        select(Integration).where(
+            Integration.team_id == team.id, Integration.name == "Prometheus Alertmanager"
+        )
     ).first()
     if integration is None:
         integration, _ = integrations.create_integration(
-            session, team_id=team.id, name="Prometheus Alertmanager", kind=IntegrationKind.ALERTMANAGER,
-            default_escalation_policy_id=policy.id, token=integration_token,
+            session,
+            team_id=team.id,
+            name="Prometheus Alertmanager",
+            kind=IntegrationKind.ALERTMANAGER,
+            default_escalation_policy_id=require_id(policy),
+            token=integration_token,
         )
     integration.token_hash = hash_token(integration_token)
     session.add(integration)
 
     key = session.exec(select(ApiKey).where(ApiKey.user_id == admin.id, ApiKey.name == "demo")).first()
     if key is None:
-        api_keys.issue_key(session, user_id=admin.id, name="demo", scopes=["read", "write", "admin"], token=api_key)
+        api_keys.issue_key(
+            session, user_id=admin.id, name="demo", scopes=["read", "write", "admin"], token=api_key
+        )
     else:
         key.key_hash = hash_token(api_key)
         key.revoked_at = None
@@ -110,52 +121,100 @@ def seed_demo(session: Session, *, secret_key: str, base_url: str) -> DemoResult
         login_password=password,
         api_key=api_key,
         team_id=team.id,
-        webhook_urls=integrations.webhook_urls(base_url=base_url, kind=IntegrationKind.ALERTMANAGER, token=integration_token),
+        webhook_urls=integrations.webhook_urls(
+            base_url=base_url, kind=IntegrationKind.ALERTMANAGER, token=integration_token
+        ),
         created=created,
     )
 
 
 def _default_contacts(session: Session, user: User) -> None:
-    contact = ContactMethod(user_id=user.id, kind=ContactKind.EMAIL, value=user.email, label="Work email",
-                            verified_at=user.created_at)
+    contact = ContactMethod(
+        user_id=require_id(user),
+        kind=ContactKind.EMAIL,
+        value=user.email,
+        label="Work email",
+        verified_at=user.created_at,
+    )
     session.add(contact)
     session.flush()
     for urgency, method, delay in (
-        (Urgency.DEFAULT, "push", 0), (Urgency.DEFAULT, ContactKind.EMAIL, 1),
-        (Urgency.IMPORTANT, "push", 0), (Urgency.IMPORTANT, ContactKind.EMAIL, 0),
+        (Urgency.DEFAULT, "push", 0),
+        (Urgency.DEFAULT, ContactKind.EMAIL, 1),
+        (Urgency.IMPORTANT, "push", 0),
+        (Urgency.IMPORTANT, ContactKind.EMAIL, 0),
     ):
-        session.add(NotificationRule(user_id=user.id, urgency=urgency, method=method, delay_minutes=delay,
-                                     contact_method_id=contact.id if method != "push" else None))
+        session.add(
+            NotificationRule(
+                user_id=require_id(user),
+                urgency=urgency,
+                method=method,
+                delay_minutes=delay,
+                contact_method_id=contact.id if method != "push" else None,
+            )
+        )
 
 
 def _demo_schedule(session: Session, team_id: int, people: list[User]) -> Schedule:
-    schedule = session.exec(select(Schedule).where(Schedule.team_id == team_id, Schedule.name == "Primary")).first()
+    schedule = session.exec(
+        select(Schedule).where(Schedule.team_id == team_id, Schedule.name == "Primary")
+    ).first()
     if schedule is not None:
         return schedule
-    schedule = Schedule(team_id=team_id, name="Primary", timezone=TIMEZONE, description="Weekly primary rotation")
+    schedule = Schedule(
+        team_id=team_id, name="Primary", timezone=TIMEZONE, description="Weekly primary rotation"
+    )
     session.add(schedule)
     session.flush()
-    layer = RotationLayer(schedule_id=schedule.id, name="Weekly", kind=RotationKind.WEEKLY, interval=1,
-                          handoff_time="09:00", handoff_weekday=0, start_at=ROTATION_START)
+    layer = RotationLayer(
+        schedule_id=require_id(schedule),
+        name="Weekly",
+        kind=RotationKind.WEEKLY,
+        interval=1,
+        handoff_time="09:00",
+        handoff_weekday=0,
+        start_at=ROTATION_START,
+    )
     session.add(layer)
     session.flush()
     for position, person in enumerate(people):
-        session.add(LayerParticipant(layer_id=layer.id, position=position, user_id=person.id))
+        session.add(LayerParticipant(layer_id=require_id(layer), position=position, user_id=require_id(person)))
     return schedule
 
 
 def _demo_policy(session: Session, team_id: int, schedule_id: int | None) -> EscalationPolicy:
     policy = session.exec(
-        select(EscalationPolicy).where(EscalationPolicy.team_id == team_id, EscalationPolicy.name == "Default")
+        select(EscalationPolicy).where(
+            EscalationPolicy.team_id == team_id, EscalationPolicy.name == "Default"
+        )
     ).first()
     if policy is not None:
         return policy
-    policy = EscalationPolicy(team_id=team_id, name="Default", repeat_count=2,
-                              description="Page the on-call person, then the whole team.")
+    policy = EscalationPolicy(
+        team_id=team_id,
+        name="Default",
+        repeat_count=2,
+        description="Page the on-call person, then the whole team.",
+    )
     session.add(policy)
     session.flush()
-    session.add(EscalationStep(policy_id=policy.id, position=0, kind=StepKind.NOTIFY_SCHEDULE, delay_minutes=10,
-                               targets={"schedule_ids": [schedule_id]}))
-    session.add(EscalationStep(policy_id=policy.id, position=1, kind=StepKind.NOTIFY_TEAM, delay_minutes=15,
-                               important=True, targets={"team_ids": [team_id]}))
+    session.add(
+        EscalationStep(
+            policy_id=require_id(policy),
+            position=0,
+            kind=StepKind.NOTIFY_SCHEDULE,
+            delay_minutes=10,
+            targets={"schedule_ids": [schedule_id]},
+        )
+    )
+    session.add(
+        EscalationStep(
+            policy_id=require_id(policy),
+            position=1,
+            kind=StepKind.NOTIFY_TEAM,
+            delay_minutes=15,
+            important=True,
+            targets={"team_ids": [team_id]},
+        )
+    )
     return policy

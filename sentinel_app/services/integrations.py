@@ -62,6 +62,13 @@ def create_integration(
     )
     session.add(integration)
     session.flush()
-    audit.record(session, action="integration.create", entity_type="integration", entity_id=integration.id,
-                 team_id=team_id, after=audit.snapshot(integration), actor_user_id=actor_user_id)
+    audit.record(
+        session,
+        action="integration.create",
+        entity_type="integration",
+        entity_id=integration.id,
+        team_id=team_id,
+        after=audit.snapshot(integration),
+        actor_user_id=actor_user_id,
+    )
     return integration, secret

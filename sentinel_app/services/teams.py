@@ -34,8 +34,15 @@ def create_team(
     team = Team(name=name.strip(), slug=slug, description=description)
     session.add(team)
     session.flush()
-    audit.record(session, action="team.create", entity_type="team", entity_id=team.id, team_id=team.id,
-                 after=audit.snapshot(team), actor_user_id=actor_user_id)
+    audit.record(
+        session,
+        action="team.create",
+        entity_type="team",
+        entity_id=team.id,
+        team_id=team.id,
+        after=audit.snapshot(team),
+        actor_user_id=actor_user_id,
+    )
     return team
 
 
@@ -55,6 +62,14 @@ def set_membership(
         membership.role = role
     session.add(membership)
     session.flush()
-    audit.record(session, action="membership.set", entity_type="team_membership", entity_id=membership.id,
-                 team_id=team_id, before=before, after=audit.snapshot(membership), actor_user_id=actor_user_id)
+    audit.record(
+        session,
+        action="membership.set",
+        entity_type="team_membership",
+        entity_id=membership.id,
+        team_id=team_id,
+        before=before,
+        after=audit.snapshot(membership),
+        actor_user_id=actor_user_id,
+    )
     return membership

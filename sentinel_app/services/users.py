@@ -54,7 +54,9 @@ def create_user(
         raise ValidationFailed("name must not be empty", field="name")
     validate_timezone(timezone)
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(f"password must have at least {MIN_PASSWORD_LENGTH} characters", field="password")
+        raise ValidationFailed(
+            f"password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
     if get_by_email(session, email=email) is not None:
         raise Conflict(f"a user with email {email} already exists", field="email")
     user = User(
@@ -66,14 +68,22 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit.record(session, action="user.create", entity_type="user", entity_id=user.id,
-                 after=audit.snapshot(user), actor_user_id=actor_user_id)
+    audit.record(
+        session,
+        action="user.create",
+        entity_type="user",
+        entity_id=user.id,
+        after=audit.snapshot(user),
+        actor_user_id=actor_user_id,
+    )
     return user
 
 
 def set_password(session: Session, *, user: User, password: str) -> None:
     """Replace a user's password."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(f"password must have at least {MIN_PASSWORD_LENGTH} characters", field="password")
+        raise ValidationFailed(
+            f"password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
     user.password_hash = hash_password(password)
     session.add(user)
