@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from sentinel_app import bus
 from sentinel_app.db import get_engine
 from sentinel_app.ray_runtime import RayRuntime
 from sentinel_app.settings import Settings, get_settings
@@ -39,7 +40,7 @@ def get_runtime() -> Runtime:
 
 @contextlib.asynccontextmanager
 async def lifespan() -> AsyncIterator[Runtime]:
-    """Start Ray in the background for the app's lifetime and shut it down cleanly."""
+    """Start the event bus and (in the background) Ray for the app's lifetime; stop both cleanly."""
     runtime = get_runtime()
     logging.basicConfig(
         level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -49,9 +50,12 @@ async def lifespan() -> AsyncIterator[Runtime]:
     for channel, enabled in runtime.settings.channels.items():
         if not enabled:
             log.info("notification channel %s disabled: no credentials configured", channel)
+    event_bus = bus.get_bus()
+    await event_bus.start()
     await runtime.ray.start()
     try:
         yield runtime
     finally:
         await runtime.ray.stop()
+        await event_bus.stop()
         runtime.engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -32,8 +33,17 @@ async def next_event(sub: Subscription, timeout: float = 10.0) -> Event:
     return await asyncio.wait_for(anext(sub), timeout)
 
 
+def _selected(backend: str) -> bool:
+    return backend in os.environ.get("SENTINEL_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+
 def _pg_or_skip() -> str:
+    # Same policy as conftest's `db_url`: skip locally, fail in CI.
+    if not _selected("postgresql"):
+        pytest.skip("postgresql not selected by SENTINEL_TEST_BACKENDS")
     if not dbsupport.pg_available():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"PostgreSQL is not reachable at {dbsupport.PG_ADMIN_URL} (required in CI)")
         pytest.skip("PostgreSQL not reachable")
     return dbsupport.create_pg_database()
 
@@ -50,6 +60,8 @@ def pg_url() -> Iterator[str]:
 def bus_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database URL per backend."""
     if request.param == "sqlite":
+        if not _selected("sqlite"):
+            pytest.skip("sqlite not selected by SENTINEL_TEST_BACKENDS")
         yield f"sqlite:///{tmp_path / 'bus.db'}"
         return
     url = _pg_or_skip()
