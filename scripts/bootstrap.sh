@@ -89,13 +89,19 @@ else
   fi
 fi
 
-# --- chromium for the browser tests (Debian package; never `playwright install`) --------
-if [[ $BROWSER == 1 ]] && ! [[ -x /usr/bin/chromium ]]; then
-  say "installing Debian's chromium"
-  sudo=()
-  if [[ $(id -u) != 0 ]]; then sudo=(sudo -n); fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq </dev/null
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-dejavu-core </dev/null >/dev/null
-  /usr/bin/chromium --version 2>/dev/null
+# --- Debian packages for end-to-end tests: chromium (browser tests; never `playwright install`)
+# and a real Prometheus Alertmanager (webhook tests) --------------------------------------
+if [[ $BROWSER == 1 ]]; then
+  missing=()
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium fonts-liberation fonts-dejavu-core)
+  [[ -x /usr/bin/prometheus-alertmanager ]] || missing+=(prometheus-alertmanager)
+  if (( ${#missing[@]} )); then
+    say "installing Debian packages: ${missing[*]}"
+    sudo=()
+    if [[ $(id -u) != 0 ]]; then sudo=(sudo -n); fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq </dev/null
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+    /usr/bin/chromium --version 2>/dev/null
+  fi
 fi

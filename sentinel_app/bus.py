@@ -175,6 +175,12 @@ class Bus:
         _pending_for(session, self).add(session, event)
         return event
 
+    def publish_many(
+        self, session: Session, events: list[tuple[str, dict[str, Any], str | None]]
+    ) -> list[Event]:
+        """Publish several (kind, data, key) events in the session's transaction, in order."""
+        return [self.publish(session, kind, data, key) for kind, data, key in events]
+
     async def publish_now(self, kind: str, data: dict[str, Any], key: str | None = None) -> Event:
         """Deliver an event that belongs to no transaction."""
         event, _ = _prepare(kind, data, key)
@@ -347,6 +353,20 @@ class PostgresBus(Bus):
         )
         return event
 
+    def publish_many(
+        self, session: Session, events: list[tuple[str, dict[str, Any], str | None]]
+    ) -> list[Event]:
+        """One NOTIFY round trip for many events; a function scan over the array keeps their order."""
+        conn = session.connection()
+        if conn.dialect.name != "postgresql" or len(events) < 2:
+            return super().publish_many(session, events)
+        prepared = [_prepare(kind, data, key) for kind, data, key in events]
+        conn.execute(
+            text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
+            {"channel": self.channel, "payloads": [payload for _, payload in prepared]},
+        )
+        return [event for event, _ in prepared]
+
     async def publish_now(self, kind: str, data: dict[str, Any], key: str | None = None) -> Event:
         """NOTIFY on a short-lived connection (the LISTEN one is busy waiting)."""
         event, payload = _prepare(kind, data, key)
@@ -476,6 +496,11 @@ def set_bus(bus: Bus | None) -> None:
 def publish(session: Session, kind: str, data: dict[str, Any], key: str | None = None) -> Event:
     """Publish on the process-wide bus, delivered only if `session`'s transaction commits."""
     return get_bus().publish(session, kind, data, key)
+
+
+def publish_many(session: Session, events: list[tuple[str, dict[str, Any], str | None]]) -> list[Event]:
+    """Publish several (kind, data, key) events on the process-wide bus, in order."""
+    return get_bus().publish_many(session, events)
 
 
 async def publish_now(kind: str, data: dict[str, Any], key: str | None = None) -> Event:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -53,9 +54,34 @@ async def lifespan() -> AsyncIterator[Runtime]:
     event_bus = bus.get_bus()
     await event_bus.start()
     await runtime.ray.start()
+    housekeeping = asyncio.create_task(_housekeeping(runtime))
     try:
         yield runtime
     finally:
+        housekeeping.cancel()
         await runtime.ray.stop()
         await event_bus.stop()
         runtime.engine.dispose()
+
+
+HOUSEKEEPING_PERIOD_S = 15.0
+
+
+async def _housekeeping(runtime: Runtime) -> None:
+    """Periodic database chores of this process (lifting expired silences)."""
+    from sentinel_app.db import session_scope, utcnow
+    from sentinel_app.services.alerts import expire_silences
+
+    def _once() -> list[int]:
+        with session_scope(write=True, engine=runtime.engine) as session:
+            return expire_silences(session, now=utcnow())
+
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_PERIOD_S)
+        try:
+            lifted = await asyncio.to_thread(_once)
+        except Exception:  # a failed round is retried next period; the database may be restarting
+            log.exception("housekeeping round failed")
+            continue
+        if lifted:
+            log.info("lifted %d expired silences", len(lifted))

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         description="Signs sessions and links; generated into data_dir on first run if empty.",
     )
     log_level: str = "INFO"
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest accepted API/webhook body."
+    )
 
     # Apple Push Notification service (token auth)
     apns_key_file: str = ""

@@ -149,6 +149,19 @@ async def test_savepoint_rollback_drops_only_its_events(bus: Bus, bus_engine: sa
 
 
 @pytest.mark.asyncio
+async def test_publish_many_keeps_order_and_commit_semantics(bus: Bus, bus_engine: sa.Engine) -> None:
+    async with bus.subscribe() as sub:
+        with Session(bus_engine) as session:
+            bus.publish_many(session, [("alert.created", {"id": 9}, "alert:9")])
+            session.rollback()
+        with session_scope(engine=bus_engine) as session:
+            sent = bus.publish_many(session, [(f"alert.n{i}", {"n": i}, f"alert:{i % 3}") for i in range(25)])
+        got = [await next_event(sub) for _ in range(25)]
+    assert [e.id for e in got] == [e.id for e in sent]
+    assert [e.data["n"] for e in got] == list(range(25))
+
+
+@pytest.mark.asyncio
 async def test_kind_filter(bus: Bus, bus_engine: sa.Engine) -> None:
     async with bus.subscribe({"alert.created"}) as alerts, bus.subscribe() as everything:
         oncall = commit_event(bus, bus_engine, "oncall.changed")

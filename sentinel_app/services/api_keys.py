@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlmodel import Session
 
 from sentinel_app.models import ApiKey
@@ -49,3 +51,23 @@ def issue_key(
         actor_user_id=actor_user_id,
     )
     return key, secret
+
+
+def revoke_key(
+    session: Session, *, key: ApiKey, now: dt.datetime, actor_user_id: int | None = None
+) -> ApiKey:
+    """Revoke a key; it stops authenticating at once."""
+    before = audit.snapshot(key)
+    key.revoked_at = key.revoked_at or now
+    session.add(key)
+    audit.record(
+        session,
+        action="api_key.revoke",
+        entity_type="api_key",
+        entity_id=key.id,
+        team_id=key.team_id,
+        before=before,
+        after=audit.snapshot(key),
+        actor_user_id=actor_user_id,
+    )
+    return key

@@ -178,7 +178,9 @@ def _demo_schedule(session: Session, team_id: int, people: list[User]) -> Schedu
     session.add(layer)
     session.flush()
     for position, person in enumerate(people):
-        session.add(LayerParticipant(layer_id=require_id(layer), position=position, user_id=require_id(person)))
+        session.add(
+            LayerParticipant(layer_id=require_id(layer), position=position, user_id=require_id(person))
+        )
     return schedule
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
-from sqlmodel import Session
+from cryptography.fernet import Fernet, InvalidToken
+from sqlmodel import Session, select
 
-from sentinel_app.models import Integration, IntegrationKind
+from sentinel_app.domain.routing import MatcherError, validate_matchers
+from sentinel_app.models import Integration, IntegrationKind, IntegrationRoute
 from sentinel_app.security import hash_token, new_token, token_prefix
 from sentinel_app.services import audit
 from sentinel_app.services.errors import ValidationFailed
+from sentinel_app.settings import get_settings
 
 # Grafana OnCall's path names, so a migrating team only changes the host name.
 _ONCALL_PATHS = {
@@ -72,3 +77,125 @@ def create_integration(
         actor_user_id=actor_user_id,
     )
     return integration, secret
+
+
+def _fernet() -> Fernet:
+    # The HMAC key must be recoverable to verify signatures, so it is encrypted, not hashed.
+    digest = hashlib.sha256(get_settings().resolved_secret_key().encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def set_signing_secret(integration: Integration, secret: str | None) -> None:
+    """Require (or, with None, stop requiring) an HMAC-SHA256 signature on this integration's requests."""
+    integration.signing_secret_encrypted = _fernet().encrypt(secret.encode()).decode() if secret else None
+
+
+def signing_secret(integration: Integration) -> str | None:
+    """The integration's HMAC key, or None when signatures are not required."""
+    if not integration.signing_secret_encrypted:
+        return None
+    try:
+        return _fernet().decrypt(integration.signing_secret_encrypted.encode()).decode()
+    except InvalidToken:
+        raise RuntimeError(
+            "integration signing secret cannot be decrypted: was SENTINEL_SECRET_KEY changed?"
+        ) from None
+
+
+def update_integration(
+    session: Session, *, integration: Integration, changes: dict[str, Any], actor_user_id: int | None = None
+) -> Integration:
+    """Apply changes (name, description, enabled, default policy, grouping, slack channel) with an audit entry."""
+    before = audit.snapshot(integration)
+    for name, value in changes.items():
+        setattr(integration, name, value)
+    session.add(integration)
+    session.flush()
+    audit.record(
+        session,
+        action="integration.update",
+        entity_type="integration",
+        entity_id=integration.id,
+        team_id=integration.team_id,
+        before=before,
+        after=audit.snapshot(integration),
+        actor_user_id=actor_user_id,
+    )
+    return integration
+
+
+def rotate_token(session: Session, *, integration: Integration, actor_user_id: int | None = None) -> str:
+    """Issue a new token; the old one stops working at once."""
+    secret = new_token("it")
+    integration.token_prefix, integration.token_hash = token_prefix(secret), hash_token(secret)
+    session.add(integration)
+    audit.record(
+        session,
+        action="integration.rotate_token",
+        entity_type="integration",
+        entity_id=integration.id,
+        team_id=integration.team_id,
+        actor_user_id=actor_user_id,
+    )
+    return secret
+
+
+def replace_routes(
+    session: Session,
+    *,
+    integration: Integration,
+    routes: list[dict[str, Any]],
+    actor_user_id: int | None = None,
+) -> list[IntegrationRoute]:
+    """Replace the ordered routing rules of an integration."""
+    assert integration.id is not None
+    existing = session.exec(
+        select(IntegrationRoute).where(IntegrationRoute.integration_id == integration.id)
+    ).all()
+    before = {"routes": [audit.snapshot(r) for r in existing]}
+    for row in existing:
+        session.delete(row)
+    session.flush()
+    created = []
+    for position, route in enumerate(routes):
+        try:
+            matchers = validate_matchers(route.get("matchers", []), field=f"routes[{position}].matchers")
+        except MatcherError as exc:
+            raise ValidationFailed(exc.message, field=exc.field) from None
+        row = IntegrationRoute(
+            integration_id=integration.id,
+            position=position,
+            matchers=matchers,
+            escalation_policy_id=route.get("escalation_policy_id"),
+            team_id=route.get("team_id"),
+        )
+        session.add(row)
+        created.append(row)
+    session.flush()
+    audit.record(
+        session,
+        action="integration.routes",
+        entity_type="integration",
+        entity_id=integration.id,
+        team_id=integration.team_id,
+        before=before,
+        after={"routes": [audit.snapshot(r) for r in created]},
+        actor_user_id=actor_user_id,
+    )
+    return created
+
+
+def delete_integration(
+    session: Session, *, integration: Integration, actor_user_id: int | None = None
+) -> None:
+    """Delete an integration; its alerts stay, detached from it."""
+    audit.record(
+        session,
+        action="integration.delete",
+        entity_type="integration",
+        entity_id=integration.id,
+        team_id=integration.team_id,
+        before=audit.snapshot(integration),
+        actor_user_id=actor_user_id,
+    )
+    session.delete(integration)

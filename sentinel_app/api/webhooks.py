@@ -1,0 +1,207 @@
+"""Inbound webhooks: every sender kind, token in the path or as a Bearer header, OnCall paths."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
+
+from sentinel_app import ingest
+from sentinel_app.api import metrics
+from sentinel_app.api.deps import engine_of
+from sentinel_app.api.errors import ApiError, error_response
+from sentinel_app.db import session_scope, utcnow
+from sentinel_app.ingest.normalized import NormalizedAlert, PayloadError
+from sentinel_app.models import Integration, IntegrationKind
+from sentinel_app.security import hash_token
+from sentinel_app.services import alerts as alert_service
+from sentinel_app.services.integrations import signing_secret
+
+router = APIRouter(tags=["webhooks"])
+
+SIGNATURE_HEADER = "x-sentinel-signature"
+_KINDS = {k.value for k in IntegrationKind}
+_ONCALL = {
+    "alertmanager": "alertmanager",
+    "grafana_alerting": "grafana_alerting",
+    "grafana": "grafana",
+    "webhook": "webhook",
+    "formatted_webhook": "formatted_webhook",
+}
+# Writing last_received_at on every request would serialise all senders of one integration.
+_LAST_RECEIVED_GRANULARITY = dt.timedelta(seconds=10)
+_DEADLOCK_RETRIES = 3
+
+
+def _json_body(request: Request, body: bytes) -> Any:
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise ApiError(415, f"expected application/json, got {content_type}", field="content-type")
+    limit: int = request.app.state.max_body_bytes
+    if len(body) > limit:
+        raise ApiError(413, f"request body over {limit} bytes", field="body")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(
+            400, f"request body is not valid JSON: {exc}", field="body", code="malformed_json"
+        ) from None
+
+
+def _integration(session: Session, token: str) -> Integration:
+    integration = session.exec(select(Integration).where(Integration.token_hash == hash_token(token))).first()
+    if integration is None:
+        raise ApiError(404, "unknown integration", field="token")
+    if not integration.enabled:
+        raise ApiError(403, "this integration is disabled", field="token")
+    return integration
+
+
+def _check_signature(request: Request, integration: Integration, body: bytes) -> None:
+    secret = signing_secret(integration)
+    if secret is None:
+        return
+    given = request.headers.get(SIGNATURE_HEADER, "")
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(401, f"missing or wrong {SIGNATURE_HEADER} header", field=SIGNATURE_HEADER)
+
+
+def _process(
+    request: Request, kind: str, token: str, body: bytes, payload: Any, lenient: bool
+) -> dict[str, Any]:
+    engine = engine_of(request)
+    now = utcnow()
+    with session_scope(engine=engine) as session:
+        integration = _integration(session, token)
+    _check_signature(request, integration, body)
+    parsed = ingest.parse(kind, payload, grouping=integration.grouping, lenient=lenient, now=now)
+    # One lock order for every request, so concurrent batches cannot deadlock.
+    parsed = sorted(parsed, key=lambda a: a.dedup_key)
+    results = _ingest_with_retry(engine, integration, parsed, now)
+    if (
+        integration.last_received_at is None
+        or now - integration.last_received_at > _LAST_RECEIVED_GRANULARITY
+    ):
+        with session_scope(write=True, engine=engine) as session:
+            session.execute(
+                sa.update(Integration)
+                .where(Integration.id == integration.id)  # type: ignore[arg-type]
+                .values(last_received_at=now)
+            )
+    for result in results:
+        metrics.ALERTS.labels(source=kind, outcome=result.action.value).inc()
+        if result.action.value == "occurrence":
+            metrics.DEDUPLICATED.labels(source=kind).inc()
+    return {
+        "status": "ok",
+        "alerts": [
+            {"action": r.action.value, "alert_id": r.alert_id, "dedup_key": r.dedup_key} for r in results
+        ],
+    }
+
+
+def _ingest_with_retry(
+    engine: sa.Engine, integration: Integration, parsed: list[NormalizedAlert], now: dt.datetime
+) -> list[alert_service.IngestResult]:
+    for attempt in range(_DEADLOCK_RETRIES):
+        try:
+            with session_scope(write=True, engine=engine) as session:
+                return alert_service.ingest(session, integration=integration, alerts=parsed, now=now)
+        except OperationalError as exc:
+            code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+            if code not in ("40P01", "40001") or attempt == _DEADLOCK_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _handle(request: Request, kind: str, token: str | None, *, lenient: bool = False) -> JSONResponse:
+    began = time.perf_counter()
+    if kind not in _KINDS:
+        raise ApiError(404, f"unknown sender kind {kind!r}", field="kind")
+    metrics.RECEIVED.labels(source=kind).inc()
+    body = await request.body()
+    payload = _json_body(request, body)
+    if token is None:
+        token = _token_from(request, kind, payload)
+    try:
+        result = await run_in_threadpool(_process, request, kind, token, body, payload, lenient)
+    except PayloadError as exc:
+        if kind == IntegrationKind.PAGERDUTY:
+            return error_response(
+                400,
+                "invalid_payload",
+                exc.message,
+                exc.field,
+                extra={
+                    "status": "invalid event",
+                    "message": "Event object is invalid",
+                    "errors": [exc.message],
+                },
+            )
+        raise
+    finally:
+        metrics.LATENCY.labels(source=kind).observe(time.perf_counter() - began)
+    if kind == IntegrationKind.PAGERDUTY:
+        dedup = result["alerts"][0]["dedup_key"] if result["alerts"] else None
+        return JSONResponse(
+            {"status": "success", "message": "Event processed", "dedup_key": dedup}, status_code=202
+        )
+    return JSONResponse(result, status_code=202)
+
+
+def _token_from(request: Request, kind: str, payload: Any) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if kind == IntegrationKind.PAGERDUTY and isinstance(payload, dict):
+        routing_key = payload.get("routing_key")
+        if isinstance(routing_key, str) and routing_key:
+            return routing_key
+        raise ApiError(400, "'routing_key' is missing", field="routing_key")
+    raise ApiError(
+        401,
+        "integration token missing: put it in the URL or an Authorization: Bearer header",
+        field="token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+@router.post("/api/v1/webhooks/pagerduty/enqueue", status_code=202, summary="PagerDuty Events API v2")
+@router.post("/v2/enqueue", status_code=202, include_in_schema=False)
+async def pagerduty_enqueue(request: Request) -> JSONResponse:
+    """PagerDuty Events API v2: the integration token is the event's `routing_key`."""
+    return await _handle(request, "pagerduty", None)
+
+
+@router.post("/api/v1/webhooks/{kind}/{token}", status_code=202, summary="Receive alerts (token in the path)")
+async def webhook_with_token(kind: str, token: str, request: Request) -> JSONResponse:
+    """Receive a sender's payload; `kind` selects the format (alertmanager, grafana_alerting, …)."""
+    return await _handle(request, kind, token)
+
+
+@router.post("/api/v1/webhooks/{kind}", status_code=202, summary="Receive alerts (token as Bearer header)")
+async def webhook_with_header(kind: str, request: Request) -> JSONResponse:
+    """Receive a sender's payload with the integration token in `Authorization: Bearer`."""
+    return await _handle(request, kind, None)
+
+
+@router.post("/integrations/v1/{oncall_kind}/{token}/", status_code=202, include_in_schema=False)
+@router.post("/integrations/v1/{oncall_kind}/{token}", status_code=202, include_in_schema=False)
+async def grafana_oncall_path(oncall_kind: str, token: str, request: Request) -> JSONResponse:
+    """Grafana OnCall's integration URLs, so migrating senders only change the host name."""
+    kind = _ONCALL.get(oncall_kind)
+    if kind is None:
+        raise ApiError(404, f"unknown Grafana OnCall integration type {oncall_kind!r}", field="kind")
+    return await _handle(request, kind, token, lenient=kind == "webhook")

@@ -1,0 +1,401 @@
+"""Alerts: ingest with database-enforced deduplication, lifecycle transitions, notes, timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from sentinel_app import bus
+from sentinel_app.domain import alert_lifecycle as lifecycle
+from sentinel_app.domain.alert_lifecycle import IngestAction, Transition
+from sentinel_app.domain.routing import first_match
+from sentinel_app.ingest.normalized import NormalizedAlert
+from sentinel_app.models import Alert, AlertEvent, AlertEventKind, AlertStatus, Integration, IntegrationRoute
+from sentinel_app.services.errors import Conflict, NotFound
+
+_OPEN = sa.text("status <> 'resolved'")
+_OPEN_NO_INTEGRATION = sa.text("status <> 'resolved' AND integration_id IS NULL")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on an alert and through which channel (web, api, graphql, slack, sms, …)."""
+
+    user_id: int | None = None
+    label: str = ""
+    channel: str = "api"
+    api_key_id: int | None = None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one normalised alert did: created, occurrence, acknowledged, resolved or ignored."""
+
+    action: IngestAction
+    alert_id: int | None
+    dedup_key: str
+
+
+def _routes(session: Session, integration: Integration) -> list[IntegrationRoute]:
+    return list(
+        session.exec(
+            select(IntegrationRoute)
+            .where(IntegrationRoute.integration_id == integration.id)
+            .order_by(col(IntegrationRoute.position))
+        ).all()
+    )
+
+
+def _route(
+    integration: Integration, routes: Sequence[IntegrationRoute], labels: dict[str, str]
+) -> tuple[int, int | None]:
+    target = first_match([(r.matchers, r) for r in routes], labels)
+    if target is None:
+        return integration.team_id, integration.default_escalation_policy_id
+    return (
+        target.team_id or integration.team_id,
+        target.escalation_policy_id or integration.default_escalation_policy_id,
+    )
+
+
+def _event(
+    session: Session,
+    alert_id: int,
+    kind: AlertEventKind,
+    actor: Actor,
+    *,
+    note: str = "",
+    payload: dict[str, Any] | None = None,
+    at: dt.datetime,
+) -> None:
+    session.add(
+        AlertEvent(
+            alert_id=alert_id,
+            kind=kind,
+            actor_user_id=actor.user_id,
+            actor=actor.label,
+            channel=actor.channel,
+            note=note,
+            payload=payload or {},
+            created_at=at,
+        )
+    )
+
+
+def _publish(
+    session: Session, kind: str, alert_id: int, team_id: int, status: str, severity: str, **extra: Any
+) -> None:
+    bus.publish(
+        session,
+        kind,
+        {"id": alert_id, "team_id": team_id, "status": status, "severity": severity, **extra},
+        key=f"alert:{alert_id}",
+    )
+
+
+def upsert_firing(
+    session: Session,
+    *,
+    team_id: int,
+    integration_id: int | None,
+    escalation_policy_id: int | None,
+    alert: NormalizedAlert,
+    actor: Actor,
+    now: dt.datetime,
+) -> IngestResult:
+    """Open a new alert or count an occurrence of the open one, atomically (INSERT … ON CONFLICT)."""
+    [result] = _upsert_firing_many(
+        session, [(team_id, integration_id, escalation_policy_id, alert)], actor, now
+    )
+    return result
+
+
+_Firing = tuple[int, int | None, int | None, NormalizedAlert]
+
+
+def _upsert_firing_many(
+    session: Session, items: Sequence[_Firing], actor: Actor, now: dt.datetime
+) -> list[IngestResult]:
+    """Upsert many firings in few statements; repeats of a key within the batch go in later rounds."""
+    results: list[IngestResult | None] = [None] * len(items)
+    events: list[dict[str, Any]] = []
+    published: list[tuple[str, dict[str, Any], str | None]] = []
+    pending = list(enumerate(items))
+    while pending:
+        # ON CONFLICT may touch a row only once per statement: one occurrence of each key per round.
+        seen: set[tuple[int | None, int, str]] = set()
+        round_items: list[tuple[int, _Firing]] = []
+        later: list[tuple[int, _Firing]] = []
+        for index, item in pending:
+            scope = (item[1], item[0] if item[1] is None else 0, item[3].dedup_key)
+            (later if scope in seen else round_items).append((index, item))
+            seen.add(scope)
+        pending = later
+        for with_integration in (True, False):
+            batch = [(i, it) for i, it in round_items if (it[1] is not None) is with_integration]
+            if not batch:
+                continue
+            rows = session.execute(
+                _upsert_statement(session, with_integration),
+                [_firing_values(item, now) for _, item in batch],
+            ).all()
+            for (index, item), row in zip(batch, rows, strict=True):
+                alert = item[3]
+                created = row.occurrence_count == 1
+                events.append(
+                    {
+                        "alert_id": row.id,
+                        "kind": AlertEventKind.CREATED if created else AlertEventKind.OCCURRENCE,
+                        "actor_user_id": actor.user_id,
+                        "actor": actor.label,
+                        "channel": actor.channel,
+                        "note": "",
+                        "payload": alert.raw,
+                        "created_at": now,
+                    }
+                )
+                data = {"id": row.id, "team_id": row.team_id, "status": row.status, "severity": row.severity}
+                if created:
+                    published.append(("alert.created", {**data, "title": alert.title}, f"alert:{row.id}"))
+                else:
+                    published.append(
+                        ("alert.updated", {**data, "occurrences": row.occurrence_count}, f"alert:{row.id}")
+                    )
+                results[index] = IngestResult(
+                    IngestAction.CREATE if created else IngestAction.OCCURRENCE, row.id, alert.dedup_key
+                )
+    session.execute(sa.insert(AlertEvent.__table__), events)  # type: ignore[attr-defined]
+    bus.publish_many(session, published)
+    return [r for r in results if r is not None]
+
+
+def _firing_values(item: _Firing, now: dt.datetime) -> dict[str, Any]:
+    team_id, integration_id, policy_id, alert = item
+    return {
+        "team_id": team_id,
+        "integration_id": integration_id,
+        "escalation_policy_id": policy_id,
+        "status": AlertStatus.FIRING.value,
+        "severity": alert.severity,
+        "title": alert.title,
+        "message": alert.message,
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "links": alert.links,
+        "source": alert.source,
+        "dedup_key": alert.dedup_key,
+        "fingerprint": alert.fingerprint,
+        "occurrence_count": 1,
+        "fired_at": alert.fired_at or now,
+        "first_seen_at": now,
+        "last_seen_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _upsert_statement(session: Session, with_integration: bool) -> Any:
+    table = Alert.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["integration_id", "dedup_key"] if with_integration else ["team_id", "dedup_key"],
+        index_where=_OPEN if with_integration else _OPEN_NO_INTEGRATION,
+        set_={
+            "occurrence_count": table.c.occurrence_count + 1,
+            "last_seen_at": stmt.excluded.last_seen_at,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    ).returning(
+        table.c.id,
+        table.c.occurrence_count,
+        table.c.status,
+        table.c.severity,
+        table.c.team_id,
+        sort_by_parameter_order=True,
+    )
+
+
+def ingest(
+    session: Session, *, integration: Integration, alerts: Sequence[NormalizedAlert], now: dt.datetime
+) -> list[IngestResult]:
+    """Apply every normalised alert from one request of `integration` in the session's transaction."""
+    assert integration.id is not None
+    actor = Actor(label=integration.name, channel="integration")
+    routes = _routes(session, integration)
+    results: list[IngestResult | None] = [None] * len(alerts)
+    firing: list[tuple[int, _Firing]] = []
+    for index, alert in enumerate(alerts):
+        if alert.action == "trigger":
+            team_id, policy_id = _route(integration, routes, alert.labels)
+            firing.append((index, (team_id, integration.id, policy_id, alert)))
+            continue
+        results[index] = _signal(session, integration.id, alert, actor, now)
+    if firing:
+        upserted = _upsert_firing_many(session, [item for _, item in firing], actor, now)
+        for (index, _), result in zip(firing, upserted, strict=True):
+            results[index] = result
+    return [r for r in results if r is not None]
+
+
+def _signal(
+    session: Session, integration_id: int, alert: NormalizedAlert, actor: Actor, now: dt.datetime
+) -> IngestResult:
+    open_alert = _open_alert(session, integration_id=integration_id, dedup_key=alert.dedup_key)
+    action = lifecycle.ingest_action(open_alert.status if open_alert else None, alert.action)
+    if action is IngestAction.IGNORE or open_alert is None:
+        return IngestResult(IngestAction.IGNORE, open_alert.id if open_alert else None, alert.dedup_key)
+    transition = Transition.RESOLVE if action is IngestAction.RESOLVE else Transition.ACKNOWLEDGE
+    _apply(session, open_alert, transition, actor, note="", now=now, payload=alert.raw)
+    return IngestResult(action, open_alert.id, alert.dedup_key)
+
+
+def _open_alert(session: Session, *, integration_id: int, dedup_key: str) -> Alert | None:
+    return session.exec(
+        select(Alert)
+        .where(
+            Alert.integration_id == integration_id,
+            Alert.dedup_key == dedup_key,
+            Alert.status != AlertStatus.RESOLVED,
+        )
+        .with_for_update()
+    ).first()
+
+
+def get_alert(session: Session, *, alert_id: int, for_update: bool = False) -> Alert:
+    """The alert with this id, or NotFound."""
+    query = select(Alert).where(Alert.id == alert_id)
+    alert = session.exec(query.with_for_update() if for_update else query).first()
+    if alert is None:
+        raise NotFound(f"alert {alert_id} not found", field="alert_id")
+    return alert
+
+
+def transition(
+    session: Session,
+    *,
+    alert_id: int,
+    transition: Transition,
+    actor: Actor,
+    now: dt.datetime,
+    note: str = "",
+    silence_for: dt.timedelta | None = None,
+) -> Alert:
+    """Acknowledge, unacknowledge, resolve, silence or unsilence an alert; 409 when not allowed."""
+    alert = get_alert(session, alert_id=alert_id, for_update=True)
+    _apply(session, alert, transition, actor, note=note, now=now, silence_for=silence_for)
+    return alert
+
+
+_EVENT_OF = {
+    Transition.ACKNOWLEDGE: AlertEventKind.ACKNOWLEDGED,
+    Transition.UNACKNOWLEDGE: AlertEventKind.UNACKNOWLEDGED,
+    Transition.RESOLVE: AlertEventKind.RESOLVED,
+    Transition.SILENCE: AlertEventKind.SILENCED,
+    Transition.UNSILENCE: AlertEventKind.UNSILENCED,
+}
+
+
+def _apply(
+    session: Session,
+    alert: Alert,
+    change: Transition,
+    actor: Actor,
+    *,
+    note: str,
+    now: dt.datetime,
+    silence_for: dt.timedelta | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    assert alert.id is not None
+    state = lifecycle.AlertState(alert.status, alert.silenced_until)
+    try:
+        after = lifecycle.apply(state, change, now=now, silence_for=silence_for)
+    except lifecycle.InvalidTransition as exc:
+        raise Conflict(
+            f"cannot {change.value}: {exc.reason} (status: {alert.status})", field="status"
+        ) from None
+    alert.status, alert.silenced_until, alert.updated_at = after.status, after.silenced_until, now
+    if change is Transition.ACKNOWLEDGE:
+        alert.acknowledged_at, alert.acknowledged_by_id = now, actor.user_id
+        if actor.user_id is not None:
+            alert.assigned_to_id = actor.user_id
+    elif change is Transition.UNACKNOWLEDGE:
+        alert.acknowledged_at, alert.acknowledged_by_id = None, None
+    elif change is Transition.RESOLVE:
+        alert.resolved_at, alert.resolved_by_id = now, actor.user_id
+    session.add(alert)
+    event_payload = dict(payload or {})
+    if change is Transition.SILENCE and alert.silenced_until is not None:
+        event_payload["silenced_until"] = alert.silenced_until.isoformat()
+    _event(session, alert.id, _EVENT_OF[change], actor, note=note, payload=event_payload, at=now)
+    _publish(
+        session, "alert.updated", alert.id, alert.team_id, alert.status, alert.severity, change=change.value
+    )
+
+
+def add_note(session: Session, *, alert_id: int, actor: Actor, note: str, now: dt.datetime) -> AlertEvent:
+    """Add a note to an alert's timeline."""
+    alert = get_alert(session, alert_id=alert_id)
+    assert alert.id is not None
+    event = AlertEvent(
+        alert_id=alert.id,
+        kind=AlertEventKind.NOTE,
+        actor_user_id=actor.user_id,
+        actor=actor.label,
+        channel=actor.channel,
+        note=note,
+        created_at=now,
+    )
+    session.add(event)
+    _publish(session, "alert.updated", alert.id, alert.team_id, alert.status, alert.severity, change="note")
+    return event
+
+
+def expire_silences(session: Session, *, now: dt.datetime, limit: int = 500) -> list[int]:
+    """Lift silences that ran out, with a timeline entry; safe to run from several processes."""
+    due = session.exec(
+        select(Alert)
+        .where(
+            col(Alert.silenced_until).is_not(None),
+            col(Alert.silenced_until) <= now,
+            Alert.status != AlertStatus.RESOLVED,
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    lifted: list[int] = []
+    system = Actor(label="silence expired", channel="system")
+    for alert in due:
+        assert alert.id is not None
+        alert.silenced_until, alert.updated_at = None, now
+        session.add(alert)
+        _event(session, alert.id, AlertEventKind.UNSILENCED, system, at=now)
+        _publish(
+            session,
+            "alert.updated",
+            alert.id,
+            alert.team_id,
+            alert.status,
+            alert.severity,
+            change="unsilence",
+        )
+        lifted.append(alert.id)
+    return lifted
+
+
+def timeline(session: Session, *, alert_id: int) -> list[AlertEvent]:
+    """An alert's timeline, oldest first."""
+    return list(
+        session.exec(
+            select(AlertEvent)
+            .where(AlertEvent.alert_id == alert_id)
+            .order_by(col(AlertEvent.created_at), col(AlertEvent.id))
+        ).all()
+    )

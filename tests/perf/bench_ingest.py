@@ -1,0 +1,151 @@
+"""Ingest benchmark: Alertmanager webhooks (10 alerts per request) into one running app process.
+
+Measures, on SQLite and PostgreSQL: sustained alerts/s with concurrent senders, and request
+latency p50/p99 at a steady 100 requests/s. Prints one JSON object.
+Run: `.venv/bin/python -m tests.perf.bench_ingest [--seconds 10] [--backends sqlite,postgresql]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlmodel import Session
+
+from sentinel_app.db import create_db_engine
+from sentinel_app.migrations import upgrade_to_head
+from sentinel_app.services import integrations, teams
+from tests import dbsupport
+from tests.support.app_process import run_app
+
+ALERTS_PER_REQUEST = 10
+
+
+def _payload(batch: int, *, firing: bool = True) -> bytes:
+    alerts = []
+    for index in range(ALERTS_PER_REQUEST):
+        name = f"bench-{batch}-{index}"
+        alerts.append({
+            "status": "firing" if firing else "resolved",
+            "labels": {"alertname": "BenchAlert", "instance": name, "severity": "warning"},
+            "annotations": {"summary": f"Benchmark alert {name}"},
+            "startsAt": "2026-11-23T12:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prom.example/graph", "fingerprint": uuid.uuid5(uuid.NAMESPACE_URL, name).hex[:16],
+        })
+    body = {"receiver": "sentinel", "status": "firing", "alerts": alerts, "groupLabels": {"alertname": "BenchAlert"},
+            "commonLabels": {"alertname": "BenchAlert"}, "commonAnnotations": {}, "externalURL": "http://am:9093",
+            "version": "4", "groupKey": f'{{}}:{{alertname="BenchAlert-{batch}"}}', "truncatedAlerts": 0}
+    return json.dumps(body).encode()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def _throughput(url: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    counter = iter(range(10**9))
+    ok = failed = 0
+    deadline = time.perf_counter() + seconds
+
+    async def sender(client: httpx.AsyncClient) -> None:
+        nonlocal ok, failed
+        while time.perf_counter() < deadline:
+            reply = await client.post(url, content=_payload(next(counter)), headers={"Content-Type": "application/json"})
+            ok, failed = (ok + 1, failed) if reply.status_code == 202 else (ok, failed + 1)
+
+    began = time.perf_counter()
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as client:
+        await asyncio.gather(*(sender(client) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    return {"concurrency": concurrency, "seconds": round(elapsed, 2), "requests": ok, "failed": failed,
+            "alerts_per_s": round(ok * ALERTS_PER_REQUEST / elapsed, 1), "requests_per_s": round(ok / elapsed, 1)}
+
+
+async def _paced(url: str, seconds: float, rate: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    failed = 0
+    total = int(seconds * rate)
+
+    async def one(client: httpx.AsyncClient, batch: int, at: float) -> None:
+        nonlocal failed
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        sent = time.perf_counter()
+        reply = await client.post(url, content=_payload(10**6 + batch), headers={"Content-Type": "application/json"})
+        latencies.append((time.perf_counter() - sent) * 1000)
+        failed += reply.status_code != 202
+
+    start = time.perf_counter() + 0.2
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as client:
+        await asyncio.gather(*(one(client, i, start + i / rate) for i in range(total)))
+    return {"rate_rps": rate, "requests": total, "failed": failed,
+            "p50_ms": round(statistics.median(latencies), 2), "p99_ms": round(_percentile(latencies, 0.99), 2),
+            "max_ms": round(max(latencies), 2)}
+
+
+@contextmanager
+def _database(backend: str, tmp: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / 'sentinel.db'}"
+        return
+    url = dbsupport.create_pg_database()
+    try:
+        yield url
+    finally:
+        dbsupport.drop_pg_database(url)
+
+
+def _seed(url: str) -> str:
+    upgrade_to_head(url)
+    engine = create_db_engine(url)
+    with Session(engine) as session:
+        team = teams.create_team(session, name="Bench")
+        assert team.id is not None
+        _, token = integrations.create_integration(session, team_id=team.id, name="bench", kind="alertmanager")
+        session.commit()
+    engine.dispose()
+    return token
+
+
+def run(backend: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    """Start the app on a fresh database of `backend` and measure it."""
+    with tempfile.TemporaryDirectory() as tmp_dir, _database(backend, Path(tmp_dir)) as url:
+        token = _seed(url)
+        env = {"SENTINEL_DATABASE_URL": url, "SENTINEL_LOG_LEVEL": "WARNING"}
+        with run_app(Path(tmp_dir), extra_env=env, log_name=f"bench-ingest-{backend}.log") as app:
+            hook = f"{app.base_url}/api/v1/webhooks/alertmanager/{token}"
+            asyncio.run(_throughput(hook, 2, concurrency))  # warm-up
+            throughput = asyncio.run(_throughput(hook, seconds, concurrency))
+            paced = asyncio.run(_paced(hook, seconds, 100.0))
+    return {"throughput": throughput, "latency_at_100_rps": paced}
+
+
+def main() -> None:
+    """Parse arguments, run every backend, print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    results = {b: run(b, args.seconds, args.concurrency) for b in args.backends.split(",")}
+    print(json.dumps({
+        "benchmark": "ingest_alertmanager_webhook", "alerts_per_request": ALERTS_PER_REQUEST,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "results": results,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
