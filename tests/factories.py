@@ -31,8 +31,9 @@ def user(session: Session, **kw: Any) -> User:
     return row
 
 
-def integration(session: Session, team_id: int, **kw: Any) -> Integration:
+def integration(session: Session, team_id: int | None, **kw: Any) -> Integration:
     """A committed integration with a random token."""
+    assert team_id is not None
     token = uuid.uuid4().hex
     row = Integration(
         team_id=team_id,
@@ -47,8 +48,9 @@ def integration(session: Session, team_id: int, **kw: Any) -> Integration:
     return row
 
 
-def alert(session: Session, team_id: int, **kw: Any) -> Alert:
+def alert(session: Session, team_id: int | None, **kw: Any) -> Alert:
     """An uncommitted alert with sensible defaults."""
+    assert team_id is not None
     now = kw.pop("now", dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC))
     row = Alert(
         team_id=team_id,

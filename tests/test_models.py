@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, select
 
 from sentinel_app.models import Alert, AlertStatus, Notification, TeamMembership
+from sentinel_app.models.base import require_id
 from tests import factories
 
 
@@ -86,7 +87,7 @@ def test_foreign_keys_are_enforced(db: Session) -> None:
 def test_deleting_a_team_removes_its_memberships(db: Session) -> None:
     team = factories.team(db)
     person = factories.user(db)
-    db.add(TeamMembership(team_id=team.id, user_id=person.id, role="admin"))
+    db.add(TeamMembership(team_id=require_id(team), user_id=require_id(person), role="admin"))
     db.commit()
     db.delete(team)
     db.commit()
