@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
+from sentinel_app import ingest
 from sentinel_app.api.deps import Principal, principal, read_db, write_db
 from sentinel_app.api.errors import ApiError
 from sentinel_app.api.schemas import Strict
@@ -22,9 +23,10 @@ Kind = Literal["alertmanager", "grafana_alerting", "grafana", "pagerduty", "webh
 
 
 class Grouping(Strict):
-    """How repeat alerts fold: per Alertmanager fingerprint, or one alert per Alertmanager group."""
+    """How repeat alerts fold: per alert fingerprint, or one alert per group (optionally by labels)."""
 
     mode: Literal["fingerprint", "group"] = "fingerprint"
+    group_by: list[str] | None = Field(default=None, description="labels that split a group (mode group)")
 
 
 class IntegrationIn(Strict):
@@ -103,6 +105,12 @@ def _created(integration: Integration, token: str) -> IntegrationCreated:
     return IntegrationCreated(**_out(integration).model_dump(), token=token, webhook_urls=urls)
 
 
+def _grouping(grouping: Grouping | None) -> dict[str, Any]:
+    value = (grouping or Grouping()).model_dump(exclude_none=True)
+    ingest.validate_grouping(value)  # PayloadError → 422 naming grouping.group_by
+    return value
+
+
 def _check_policy(session: Session, team_id: int, policy_id: int | None, field: str) -> None:
     if policy_id is None:
         return
@@ -176,8 +184,8 @@ def update_integration(
     integration = _integration(session, who, integration_id, "admin")
     changes = body.model_dump(exclude_unset=True)
     secret = changes.pop("signing_secret", None) if "signing_secret" in changes else ...
-    if "grouping" in changes and changes["grouping"] is not None:
-        changes["grouping"] = dict(changes["grouping"])
+    if "grouping" in changes:
+        changes["grouping"] = _grouping(body.grouping)
     if "default_escalation_policy_id" in changes:
         _check_policy(
             session,
