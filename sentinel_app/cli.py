@@ -93,10 +93,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(("Created" if result.created else "Demo data already present;") + " demo team 'Platform SRE'.")
     print(f"  sign in:        {result.login_email} / {result.login_password}")
     print(f"  API key:        {result.api_key}")
-    for name, url in result.webhook_urls.items():
-        print(f"  {name + ':':<16}{url}")
+    for label, name in (("webhook", "url"), ("grafana_oncall", "grafana_oncall")):
+        print(f"  {label + ':':<16}{result.webhook_urls[name]}")
     print(
-        f"  try:            curl -X POST -H 'Content-Type: application/json' --data @alert.json {result.webhook_urls['webhook']}"
+        f"  try:            curl -X POST -H 'Content-Type: application/json' --data @alert.json {result.webhook_urls['url']}"
     )
     return 0
 

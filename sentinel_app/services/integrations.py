@@ -27,15 +27,20 @@ _ONCALL_PATHS = {
 
 
 def webhook_urls(*, base_url: str, kind: str, token: str) -> dict[str, str]:
-    """Every URL a sender of this kind can post to."""
+    """Every URL senders can post to with this token.
+
+    `url` is the URL for the integration's own kind; the path's kind picks the payload
+    format, so the same token also works for every other sender kind listed.
+    """
     base = base_url.rstrip("/")
-    urls = {"webhook": f"{base}/api/v1/webhooks/{kind}/{token}"}
-    if kind == IntegrationKind.PAGERDUTY:
-        # Events API v2 senders put the integration token in `routing_key`.
-        urls["events_v2"] = f"{base}/api/v1/webhooks/pagerduty/enqueue"
+    urls = {"url": f"{base}/api/v1/webhooks/{kind}/{token}"}
     oncall = _ONCALL_PATHS.get(IntegrationKind(kind))
     if oncall:
         urls["grafana_oncall"] = f"{base}/integrations/v1/{oncall}/{token}/"
+    for other in IntegrationKind:
+        urls[other.value] = f"{base}/api/v1/webhooks/{other.value}/{token}"
+    # Events API v2 senders put the token in `routing_key` and post here.
+    urls["pagerduty_events_v2"] = f"{base}/api/v1/webhooks/pagerduty/enqueue"
     return urls
 
 

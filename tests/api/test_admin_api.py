@@ -19,8 +19,11 @@ async def test_integration_create_returns_urls_once_and_is_audited(world: World)
     assert reply.status_code == 201, reply.text
     created = reply.json()
     token = created["token"]
-    assert created["webhook_urls"]["webhook"].endswith(f"/api/v1/webhooks/grafana_alerting/{token}")
+    assert created["webhook_urls"]["url"].endswith(f"/api/v1/webhooks/grafana_alerting/{token}")
     assert created["webhook_urls"]["grafana_oncall"].endswith(f"/integrations/v1/grafana_alerting/{token}/")
+    for kind in ("alertmanager", "grafana", "pagerduty", "webhook", "formatted_webhook"):
+        assert created["webhook_urls"][kind].endswith(f"/api/v1/webhooks/{kind}/{token}")
+    assert created["webhook_urls"]["pagerduty_events_v2"].endswith("/api/v1/webhooks/pagerduty/enqueue")
     shown = (await world.client.get(f"/api/v1/integrations/{created['id']}", headers=admin)).json()
     assert "token" not in shown and shown["token_prefix"] == token[:10]
     audit = (
