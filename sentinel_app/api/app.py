@@ -8,7 +8,17 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from sentinel_app import __version__
-from sentinel_app.api import alerts, directory, errors, health, integrations, keys, metrics, webhooks
+from sentinel_app.api import (
+    alerts,
+    directory,
+    errors,
+    health,
+    integrations,
+    keys,
+    metrics,
+    schedules,
+    webhooks,
+)
 from sentinel_app.api.limits import BodyLimit
 from sentinel_app.settings import get_settings
 
@@ -42,6 +52,7 @@ def create_api(*, engine: sa.Engine | None = None, max_body_bytes: int | None = 
         directory.router,
         integrations.router,
         keys.router,
+        schedules.router,
     ):
         api.include_router(router)
     api.add_middleware(BodyLimit, limit=api.state.max_body_bytes)

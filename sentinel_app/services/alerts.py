@@ -17,20 +17,11 @@ from sentinel_app.domain.alert_lifecycle import IngestAction, Transition
 from sentinel_app.domain.routing import first_match
 from sentinel_app.ingest.normalized import NormalizedAlert
 from sentinel_app.models import Alert, AlertEvent, AlertEventKind, AlertStatus, Integration, IntegrationRoute
+from sentinel_app.services.actor import Actor
 from sentinel_app.services.errors import Conflict, NotFound
 
 _OPEN = sa.text("status <> 'resolved'")
 _OPEN_NO_INTEGRATION = sa.text("status <> 'resolved' AND integration_id IS NULL")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts on an alert and through which channel (web, api, graphql, slack, sms, …)."""
-
-    user_id: int | None = None
-    label: str = ""
-    channel: str = "api"
-    api_key_id: int | None = None
 
 
 @dataclass(frozen=True)
