@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from sentinel_app import ingest
@@ -23,9 +22,8 @@ from sentinel_app.api.errors import ApiError, error_response
 from sentinel_app.db import session_scope, utcnow
 from sentinel_app.ingest.normalized import NormalizedAlert, PayloadError
 from sentinel_app.models import Integration, IntegrationKind
-from sentinel_app.security import hash_token
 from sentinel_app.services import alerts as alert_service
-from sentinel_app.services.integrations import signing_secret
+from sentinel_app.services.integrations import CachedIntegration, lookup_by_token, signing_secret
 
 router = APIRouter(tags=["webhooks"])
 
@@ -58,13 +56,13 @@ def _json_body(request: Request, body: bytes) -> Any:
         ) from None
 
 
-def _integration(session: Session, token: str) -> Integration:
-    integration = session.exec(select(Integration).where(Integration.token_hash == hash_token(token))).first()
-    if integration is None:
+def _integration(engine: sa.Engine, token: str) -> CachedIntegration:
+    found = lookup_by_token(engine, token)
+    if found is None:
         raise ApiError(404, "unknown integration", field="token")
-    if not integration.enabled:
+    if not found.integration.enabled:
         raise ApiError(403, "this integration is disabled", field="token")
-    return integration
+    return found
 
 
 def _check_signature(request: Request, integration: Integration, body: bytes) -> None:
@@ -82,17 +80,18 @@ def _process(
 ) -> dict[str, Any]:
     engine = engine_of(request)
     now = utcnow()
-    with session_scope(engine=engine) as session:
-        integration = _integration(session, token)
+    cached = _integration(engine, token)
+    integration = cached.integration
     _check_signature(request, integration, body)
     parsed = ingest.parse(kind, payload, grouping=integration.grouping, lenient=lenient, now=now)
     # One lock order for every request, so concurrent batches cannot deadlock.
     parsed = sorted(parsed, key=lambda a: a.dedup_key)
-    results = _ingest_with_retry(engine, integration, parsed, now)
+    results = _ingest_with_retry(engine, cached, parsed, now)
     if (
         integration.last_received_at is None
         or now - integration.last_received_at > _LAST_RECEIVED_GRANULARITY
     ):
+        integration.last_received_at = now
         with session_scope(write=True, engine=engine) as session:
             session.execute(
                 sa.update(Integration)
@@ -112,12 +111,14 @@ def _process(
 
 
 def _ingest_with_retry(
-    engine: sa.Engine, integration: Integration, parsed: list[NormalizedAlert], now: dt.datetime
+    engine: sa.Engine, cached: CachedIntegration, parsed: list[NormalizedAlert], now: dt.datetime
 ) -> list[alert_service.IngestResult]:
     for attempt in range(_DEADLOCK_RETRIES):
         try:
             with session_scope(write=True, engine=engine) as session:
-                return alert_service.ingest(session, integration=integration, alerts=parsed, now=now)
+                return alert_service.ingest(
+                    session, integration=cached.integration, alerts=parsed, now=now, routes=cached.routes
+                )
         except OperationalError as exc:
             code = getattr(getattr(exc, "orig", None), "sqlstate", None)
             if code not in ("40P01", "40001") or attempt == _DEADLOCK_RETRIES - 1:

@@ -214,12 +214,21 @@ def _upsert_statement(session: Session, with_integration: bool) -> Any:
 
 
 def ingest(
-    session: Session, *, integration: Integration, alerts: Sequence[NormalizedAlert], now: dt.datetime
+    session: Session,
+    *,
+    integration: Integration,
+    alerts: Sequence[NormalizedAlert],
+    now: dt.datetime,
+    routes: Sequence[IntegrationRoute] | None = None,
 ) -> list[IngestResult]:
-    """Apply every normalised alert from one request of `integration` in the session's transaction."""
+    """Apply every normalised alert from one request of `integration` in the session's transaction.
+
+    `routes` are the integration's routing rules when the caller already has them.
+    """
     assert integration.id is not None
     actor = Actor(label=integration.name, channel="integration")
-    routes = _routes(session, integration)
+    if routes is None:
+        routes = _routes(session, integration)
     results: list[IngestResult | None] = [None] * len(alerts)
     firing: list[tuple[int, _Firing]] = []
     for index, alert in enumerate(alerts):

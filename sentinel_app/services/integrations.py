@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sentinel_app.domain.routing import MatcherError, validate_matchers
 from sentinel_app.models import Integration, IntegrationKind, IntegrationRoute
@@ -92,6 +96,7 @@ def _fernet() -> Fernet:
 
 def set_signing_secret(integration: Integration, secret: str | None) -> None:
     """Require (or, with None, stop requiring) an HMAC-SHA256 signature on this integration's requests."""
+    forget_cached()
     integration.signing_secret_encrypted = _fernet().encrypt(secret.encode()).decode() if secret else None
 
 
@@ -111,6 +116,7 @@ def update_integration(
     session: Session, *, integration: Integration, changes: dict[str, Any], actor_user_id: int | None = None
 ) -> Integration:
     """Apply changes (name, description, enabled, default policy, grouping, slack channel) with an audit entry."""
+    forget_cached()
     before = audit.snapshot(integration)
     for name, value in changes.items():
         setattr(integration, name, value)
@@ -131,6 +137,7 @@ def update_integration(
 
 def rotate_token(session: Session, *, integration: Integration, actor_user_id: int | None = None) -> str:
     """Issue a new token; the old one stops working at once."""
+    forget_cached()
     secret = new_token("it")
     integration.token_prefix, integration.token_hash = token_prefix(secret), hash_token(secret)
     session.add(integration)
@@ -153,6 +160,7 @@ def replace_routes(
     actor_user_id: int | None = None,
 ) -> list[IntegrationRoute]:
     """Replace the ordered routing rules of an integration."""
+    forget_cached()
     assert integration.id is not None
     existing = session.exec(
         select(IntegrationRoute).where(IntegrationRoute.integration_id == integration.id)
@@ -194,6 +202,7 @@ def delete_integration(
     session: Session, *, integration: Integration, actor_user_id: int | None = None
 ) -> None:
     """Delete an integration; its alerts stay, detached from it."""
+    forget_cached()
     audit.record(
         session,
         action="integration.delete",
@@ -204,3 +213,56 @@ def delete_integration(
         actor_user_id=actor_user_id,
     )
     session.delete(integration)
+
+
+# Webhook requests look their integration up by token; caching it (and its routing rules) for a
+# few seconds removes a database round trip per request. Changes made in this process clear the
+# cache at once; another process sees a change within CACHE_TTL_S.
+CACHE_TTL_S = 5.0
+
+
+@dataclass
+class CachedIntegration:
+    """An integration as webhook requests need it: the row, its routes, and when it last received."""
+
+    integration: Integration
+    routes: list[IntegrationRoute]
+    expires: float
+
+
+_cache: dict[tuple[str, str], CachedIntegration] = {}
+_cache_lock = threading.Lock()
+
+
+def forget_cached() -> None:
+    """Drop every cached integration (after any integration change)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def lookup_by_token(engine: sa.Engine, token: str) -> CachedIntegration | None:
+    """The integration owning `token` with its routing rules, from a short-lived cache."""
+    key = (str(engine.url), hash_token(token))
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and hit.expires > now:
+        return hit
+    with Session(engine, expire_on_commit=False) as session:
+        integration = session.exec(select(Integration).where(Integration.token_hash == key[1])).first()
+        if integration is None:
+            return None
+        routes = list(
+            session.exec(
+                select(IntegrationRoute)
+                .where(IntegrationRoute.integration_id == integration.id)
+                .order_by(col(IntegrationRoute.position))
+            ).all()
+        )
+        session.expunge_all()
+    entry = CachedIntegration(integration=integration, routes=routes, expires=now + CACHE_TTL_S)
+    with _cache_lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[key] = entry
+    return entry
