@@ -41,6 +41,11 @@ async def test_integration_update_rotate_and_delete(world: World) -> None:
         url, headers=admin, json={"name": "prometheus", "grouping": {"mode": "group"}}
     )
     assert patched.json()["name"] == "prometheus" and patched.json()["grouping"] == {"mode": "group"}
+    hook = f"/api/v1/webhooks/webhook/{world.integration_token}"
+    assert (await world.client.post(hook, json={"title": "cached"})).status_code == 202
+    await world.client.patch(url, headers=admin, json={"enabled": False})
+    assert (await world.client.post(hook, json={"title": "cached"})).status_code == 403  # cache cleared at once
+    await world.client.patch(url, headers=admin, json={"enabled": True})
     rotated = (await world.client.post(f"{url}/rotate-token", headers=admin)).json()
     assert rotated["token"] != world.integration_token
     old = await world.client.post(f"/api/v1/webhooks/alertmanager/{world.integration_token}", json={})
