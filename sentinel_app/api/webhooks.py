@@ -23,19 +23,19 @@ from sentinel_app.db import session_scope, utcnow
 from sentinel_app.ingest.normalized import NormalizedAlert, PayloadError
 from sentinel_app.models import Integration, IntegrationKind
 from sentinel_app.services import alerts as alert_service
-from sentinel_app.services.integrations import CachedIntegration, lookup_by_token, signing_secret
+from sentinel_app.services.integrations import (
+    ONCALL_PATHS,
+    CachedIntegration,
+    lookup_by_token,
+    signing_secret,
+)
 
 router = APIRouter(tags=["webhooks"])
 
 SIGNATURE_HEADER = "x-sentinel-signature"
 _KINDS = {k.value for k in IntegrationKind}
-_ONCALL = {
-    "alertmanager": "alertmanager",
-    "grafana_alerting": "grafana_alerting",
-    "grafana": "grafana",
-    "webhook": "webhook",
-    "formatted_webhook": "formatted_webhook",
-}
+# Grafana OnCall's path segment → our sender kind.
+_ONCALL = {path: kind.value for kind, path in ONCALL_PATHS.items()}
 # Writing last_received_at on every request would serialise all senders of one integration.
 _LAST_RECEIVED_GRANULARITY = dt.timedelta(seconds=10)
 _DEADLOCK_RETRIES = 3

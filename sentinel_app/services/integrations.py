@@ -21,7 +21,7 @@ from sentinel_app.services.errors import ValidationFailed
 from sentinel_app.settings import get_settings
 
 # Grafana OnCall's path names, so a migrating team only changes the host name.
-_ONCALL_PATHS = {
+ONCALL_PATHS = {
     IntegrationKind.ALERTMANAGER: "alertmanager",
     IntegrationKind.GRAFANA_ALERTING: "grafana_alerting",
     IntegrationKind.GRAFANA: "grafana",
@@ -38,7 +38,7 @@ def webhook_urls(*, base_url: str, kind: str, token: str) -> dict[str, str]:
     """
     base = base_url.rstrip("/")
     urls = {"url": f"{base}/api/v1/webhooks/{kind}/{token}"}
-    oncall = _ONCALL_PATHS.get(IntegrationKind(kind))
+    oncall = ONCALL_PATHS.get(IntegrationKind(kind))
     if oncall:
         urls["grafana_oncall"] = f"{base}/integrations/v1/{oncall}/{token}/"
     for other in IntegrationKind:
