@@ -20,7 +20,9 @@ from sentinel_app.models.base import (
     when,
 )
 
-_OPEN = sa.text("status <> 'resolved'")
+# The WHERE clauses of the partial unique indexes; upserts must name the same ones.
+OPEN_WITH_INTEGRATION = sa.text("status <> 'resolved'")
+OPEN_WITHOUT_INTEGRATION = sa.text("status <> 'resolved' AND integration_id IS NULL")
 
 
 class AlertStatus(StrEnum):
@@ -51,8 +53,8 @@ class Alert(SQLModel, table=True):
             "integration_id",
             "dedup_key",
             unique=True,
-            postgresql_where=_OPEN,
-            sqlite_where=_OPEN,
+            postgresql_where=OPEN_WITH_INTEGRATION,
+            sqlite_where=OPEN_WITH_INTEGRATION,
         ),
         # Alerts created through the API without an integration dedupe per team.
         sa.Index(
@@ -60,8 +62,8 @@ class Alert(SQLModel, table=True):
             "team_id",
             "dedup_key",
             unique=True,
-            postgresql_where=sa.text("status <> 'resolved' AND integration_id IS NULL"),
-            sqlite_where=sa.text("status <> 'resolved' AND integration_id IS NULL"),
+            postgresql_where=OPEN_WITHOUT_INTEGRATION,
+            sqlite_where=OPEN_WITHOUT_INTEGRATION,
         ),
         sa.Index("ix_alerts_status_fired_at", "status", "fired_at"),
         sa.Index("ix_alerts_team_status_fired_at", "team_id", "status", "fired_at"),

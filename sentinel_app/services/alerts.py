@@ -17,11 +17,10 @@ from sentinel_app.domain.alert_lifecycle import IngestAction, Transition
 from sentinel_app.domain.routing import first_match
 from sentinel_app.ingest.normalized import NormalizedAlert
 from sentinel_app.models import Alert, AlertEvent, AlertEventKind, AlertStatus, Integration, IntegrationRoute
+from sentinel_app.models.alerts import OPEN_WITH_INTEGRATION, OPEN_WITHOUT_INTEGRATION
 from sentinel_app.services.actor import Actor
 from sentinel_app.services.errors import Conflict, NotFound
-
-_OPEN = sa.text("status <> 'resolved'")
-_OPEN_NO_INTEGRATION = sa.text("status <> 'resolved' AND integration_id IS NULL")
+from sentinel_app.services.integrations import routes_of
 
 
 @dataclass(frozen=True)
@@ -31,16 +30,6 @@ class IngestResult:
     action: IngestAction
     alert_id: int | None
     dedup_key: str
-
-
-def _routes(session: Session, integration: Integration) -> list[IntegrationRoute]:
-    return list(
-        session.exec(
-            select(IntegrationRoute)
-            .where(IntegrationRoute.integration_id == integration.id)
-            .order_by(col(IntegrationRoute.position))
-        ).all()
-    )
 
 
 def _route(
@@ -197,7 +186,7 @@ def _upsert_statement(session: Session, with_integration: bool) -> Any:
     stmt = insert(table)
     return stmt.on_conflict_do_update(
         index_elements=["integration_id", "dedup_key"] if with_integration else ["team_id", "dedup_key"],
-        index_where=_OPEN if with_integration else _OPEN_NO_INTEGRATION,
+        index_where=OPEN_WITH_INTEGRATION if with_integration else OPEN_WITHOUT_INTEGRATION,
         set_={
             "occurrence_count": table.c.occurrence_count + 1,
             "last_seen_at": stmt.excluded.last_seen_at,
@@ -228,7 +217,7 @@ def ingest(
     assert integration.id is not None
     actor = Actor(label=integration.name, channel="integration")
     if routes is None:
-        routes = _routes(session, integration)
+        routes = routes_of(session, integration_id=integration.id)
     results: list[IngestResult | None] = [None] * len(alerts)
     firing: list[tuple[int, _Firing]] = []
     for index, alert in enumerate(alerts):

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from sentinel_app.domain.routing import MatcherError, validate_matchers
 from sentinel_app.models import Integration, IntegrationKind, IntegrationRoute
+from sentinel_app.models.base import require_id
 from sentinel_app.security import hash_token, new_token, token_prefix
 from sentinel_app.services import audit
 from sentinel_app.services.errors import ValidationFailed
@@ -234,6 +235,17 @@ _cache: dict[tuple[str, str], CachedIntegration] = {}
 _cache_lock = threading.Lock()
 
 
+def routes_of(session: Session, *, integration_id: int) -> list[IntegrationRoute]:
+    """An integration's routing rules in order."""
+    return list(
+        session.exec(
+            select(IntegrationRoute)
+            .where(IntegrationRoute.integration_id == integration_id)
+            .order_by(col(IntegrationRoute.position))
+        ).all()
+    )
+
+
 def forget_cached() -> None:
     """Drop every cached integration (after any integration change)."""
     with _cache_lock:
@@ -252,13 +264,7 @@ def lookup_by_token(engine: sa.Engine, token: str) -> CachedIntegration | None:
         integration = session.exec(select(Integration).where(Integration.token_hash == key[1])).first()
         if integration is None:
             return None
-        routes = list(
-            session.exec(
-                select(IntegrationRoute)
-                .where(IntegrationRoute.integration_id == integration.id)
-                .order_by(col(IntegrationRoute.position))
-            ).all()
-        )
+        routes = routes_of(session, integration_id=require_id(integration))
         session.expunge_all()
     entry = CachedIntegration(integration=integration, routes=routes, expires=now + CACHE_TTL_S)
     with _cache_lock:
