@@ -21,23 +21,37 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sentinel_app.domain.wallclock import load_zone, to_instant, to_utc, wall_at
 
-# Step kinds; the same values as sentinel_app.models.escalation.StepKind.
-NOTIFY_USERS = "notify_users"
-NOTIFY_SCHEDULE = "notify_schedule"
-NOTIFY_TEAM = "notify_team"
-ROUND_ROBIN = "round_robin"
-WAIT = "wait"
-WEBHOOK = "webhook"
-TIME_WINDOW = "time_window"
-RESOLVE = "resolve"
+
+class StepKind(StrEnum):
+    """What an escalation step does (also the values stored in ``EscalationStep.kind``)."""
+
+    NOTIFY_USERS = "notify_users"
+    NOTIFY_SCHEDULE = "notify_schedule"
+    NOTIFY_TEAM = "notify_team"
+    ROUND_ROBIN = "round_robin"
+    WAIT = "wait"
+    WEBHOOK = "webhook"
+    TIME_WINDOW = "time_window"
+    RESOLVE = "resolve"
+
+
+NOTIFY_USERS = StepKind.NOTIFY_USERS
+NOTIFY_SCHEDULE = StepKind.NOTIFY_SCHEDULE
+NOTIFY_TEAM = StepKind.NOTIFY_TEAM
+ROUND_ROBIN = StepKind.ROUND_ROBIN
+WAIT = StepKind.WAIT
+WEBHOOK = StepKind.WEBHOOK
+TIME_WINDOW = StepKind.TIME_WINDOW
+RESOLVE = StepKind.RESOLVE
 STEP_KINDS = (NOTIFY_USERS, NOTIFY_SCHEDULE, NOTIFY_TEAM, ROUND_ROBIN, WAIT, WEBHOOK, TIME_WINDOW, RESOLVE)
 # Kinds that page people, with the snapshot field holding their targets.
-NOTIFY_TARGETS = {
+NOTIFY_TARGETS: dict[str, str] = {
     NOTIFY_USERS: "user_ids",
     NOTIFY_SCHEDULE: "schedule_ids",
     NOTIFY_TEAM: "team_ids",

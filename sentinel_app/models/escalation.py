@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from sentinel_app.domain.escalation_policy import StepKind
 from sentinel_app.models.base import (
     created_at_field,
     enum_field,
@@ -19,19 +20,6 @@ from sentinel_app.models.base import (
     updated_at_field,
     when,
 )
-
-
-class StepKind(StrEnum):
-    """What an escalation step does."""
-
-    NOTIFY_USERS = "notify_users"
-    NOTIFY_SCHEDULE = "notify_schedule"
-    NOTIFY_TEAM = "notify_team"
-    ROUND_ROBIN = "round_robin"
-    WAIT = "wait"
-    WEBHOOK = "webhook"
-    TIME_WINDOW = "time_window"
-    RESOLVE = "resolve"
 
 
 class EscalationPolicy(SQLModel, table=True):
