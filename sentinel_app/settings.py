@@ -107,7 +107,11 @@ class Settings(BaseSettings):
         """Which notification channels have credentials configured."""
         return {
             "apns": bool(self.apns_key_file and self.apns_key_id and self.apns_team_id and self.apns_topic),
-            "fcm": bool(self.fcm_credentials_file or self.fcm_project_id),
+            # Without a key file, Google's application default credentials may serve.
+            "fcm": bool(
+                self.fcm_credentials_file
+                or (self.fcm_project_id and os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
+            ),
             "twilio": bool(
                 self.twilio_account_sid
                 and self.twilio_auth_token.get_secret_value()
