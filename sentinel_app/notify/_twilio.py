@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from sentinel_app.notify.base import ChannelDisabled, DeliveryResult, classify_http_status
+from sentinel_app.notify.base import (
+    ChannelDisabled,
+    DeliveryResult,
+    OutgoingMessage,
+    classify_exception,
+    classify_http_status,
+    log_result,
+)
 
 TWILIO_API_BASE = "https://api.twilio.com"
 
@@ -65,3 +73,21 @@ class TwilioClientHolder:
         self._loop = None
         if http is not None:
             await http.close()
+
+
+async def deliver(
+    kind: Any, message: OutgoingMessage, *, what: str, timeout: float, create: Callable[[], Awaitable[Any]]
+) -> DeliveryResult:
+    """Run one Twilio create call (message or call) and classify what happened."""
+    try:
+        async with asyncio.timeout(timeout):
+            created = await create()
+    except asyncio.CancelledError:
+        raise
+    except TwilioRestException as exc:
+        result = classify_twilio_error(exc)
+    except Exception as exc:
+        result = classify_exception(exc, what=what)
+    else:
+        result = DeliveryResult.sent(created.sid or "", provider_status=str(created.status or ""))
+    return log_result(kind, message, result)

@@ -7,21 +7,16 @@ intent. `twilio_inbound.parse_sms_reply` reads replies with the same `ReplyCodes
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass, field
 
-from twilio.base.exceptions import TwilioRestException
-
-from sentinel_app.notify._twilio import TwilioClientHolder, classify_twilio_error
+from sentinel_app.notify._twilio import TwilioClientHolder, deliver
 from sentinel_app.notify.base import (
     ChannelDisabled,
     ChannelKind,
     DeliveryResult,
     Intent,
     OutgoingMessage,
-    classify_exception,
-    log_result,
 )
 
 __all__ = ["DEFAULT_REPLY_CODES", "ReplyCodes", "TwilioSMSChannel", "build_sms_body"]
@@ -134,24 +129,18 @@ class TwilioSMSChannel:
         body = build_sms_body(
             message, codes=self.codes, max_length=self.max_length, include_links=self.include_links
         )
-        try:
-            client = self._holder.get()
-            async with asyncio.timeout(self.timeout):
-                created = await client.messages.create_async(
-                    to=message.target,
-                    from_=self.from_number,
-                    body=body,
-                    status_callback=message.extra.get("status_callback") or self.status_callback,
-                )
-        except asyncio.CancelledError:
-            raise
-        except TwilioRestException as exc:
-            result = classify_twilio_error(exc)
-        except Exception as exc:
-            result = classify_exception(exc, what="Twilio SMS")
-        else:
-            result = DeliveryResult.sent(created.sid or "", provider_status=str(created.status or ""))
-        return log_result(self.kind, message, result)
+        return await deliver(
+            self.kind,
+            message,
+            what="Twilio SMS",
+            timeout=self.timeout,
+            create=lambda: self._holder.get().messages.create_async(
+                to=message.target,
+                from_=self.from_number,
+                body=body,
+                status_callback=message.extra.get("status_callback") or self.status_callback,
+            ),
+        )
 
     async def aclose(self) -> None:
         await self._holder.aclose()

@@ -7,21 +7,18 @@ turns that callback into an intent after the Twilio signature is checked.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import VoiceResponse
 
-from sentinel_app.notify._twilio import TwilioClientHolder, classify_twilio_error
+from sentinel_app.notify._twilio import TwilioClientHolder, deliver
 from sentinel_app.notify.base import (
     ChannelDisabled,
     ChannelKind,
     DeliveryResult,
     Intent,
     OutgoingMessage,
-    classify_exception,
     log_result,
     unbuildable,
 )
@@ -128,25 +125,19 @@ class TwilioVoiceChannel:
             twiml = self.twiml(message)
         except Exception as exc:
             return log_result(self.kind, message, unbuildable("Twilio call", exc))
-        try:
-            client = self._holder.get()
-            async with asyncio.timeout(self.timeout):
-                call = await client.calls.create_async(
-                    to=message.target,
-                    from_=self.from_number,
-                    twiml=twiml,
-                    timeout=self.ring_timeout,
-                    status_callback=message.extra.get("status_callback") or self.status_callback,
-                )
-        except asyncio.CancelledError:
-            raise
-        except TwilioRestException as exc:
-            result = classify_twilio_error(exc)
-        except Exception as exc:
-            result = classify_exception(exc, what="Twilio voice")
-        else:
-            result = DeliveryResult.sent(call.sid or "", provider_status=str(call.status or ""))
-        return log_result(self.kind, message, result)
+        return await deliver(
+            self.kind,
+            message,
+            what="Twilio voice",
+            timeout=self.timeout,
+            create=lambda: self._holder.get().calls.create_async(
+                to=message.target,
+                from_=self.from_number,
+                twiml=twiml,
+                timeout=self.ring_timeout,
+                status_callback=message.extra.get("status_callback") or self.status_callback,
+            ),
+        )
 
     async def aclose(self) -> None:
         await self._holder.aclose()
