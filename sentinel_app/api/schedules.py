@@ -710,6 +710,15 @@ async def import_ics(
 # --- on-call questions -----------------------------------------------------------------------
 
 
+def _schedule_at(
+    session: Session, who: Principal, schedule_id: int, at: dt.datetime | None
+) -> tuple[dt.datetime, engine.Schedule]:
+    """The instant asked about (default now) and the schedule loaded for it, after the read check."""
+    _schedule(session, who, schedule_id, "read")
+    moment = service.parse_instant(at, field="at") if at is not None else utcnow()
+    return moment, service.load_schedule(session, schedule_id=schedule_id, start=moment)
+
+
 @router.get("/schedules/{schedule_id}/oncall", response_model=OnCallOut, summary="Who is on call")
 def on_call(
     schedule_id: PathId,
@@ -718,9 +727,7 @@ def on_call(
     at: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
 ) -> OnCallOut:
     """Who is on call at `at`, and until when."""
-    _schedule(session, who, schedule_id, "read")
-    moment = service.parse_instant(at, field="at") if at is not None else utcnow()
-    model = service.load_schedule(session, schedule_id=schedule_id, start=moment)
+    moment, model = _schedule_at(session, who, schedule_id, at)
     answers = engine.on_call(model, moment)
     people = service.users_by_id(session, user_ids=[a.user_id for a in answers])
     return OnCallOut(
@@ -762,9 +769,7 @@ def next_handoff(
     at: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
 ) -> NextHandoffOut:
     """When the on-call answer next changes after `at`, who is on call now and who then."""
-    _schedule(session, who, schedule_id, "read")
-    moment = service.parse_instant(at, field="at") if at is not None else utcnow()
-    model = service.load_schedule(session, schedule_id=schedule_id, start=moment)
+    moment, model = _schedule_at(session, who, schedule_id, at)
     when = engine.next_handoff(model, moment)
     current = engine.on_call(model, moment)
     upcoming = engine.on_call(model, when) if when is not None else []
