@@ -444,6 +444,8 @@ class PostgresBus(Bus):
     async def _pump(self, conn: psycopg.AsyncConnection[Any]) -> None:
         while True:
             async for notify in conn.notifies(timeout=self.ping_interval):
+                if not self._subs:
+                    continue  # nobody listens in this process: skip decoding (a hot path under ingest storms)
                 try:
                     event = Event.from_json(notify.payload)
                 except (ValueError, KeyError, TypeError):

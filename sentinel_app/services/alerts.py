@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -181,8 +182,14 @@ def _firing_values(item: _Firing, now: dt.datetime) -> dict[str, Any]:
 
 
 def _upsert_statement(session: Session, with_integration: bool) -> Any:
+    return _build_upsert(session.get_bind().dialect.name, with_integration)
+
+
+@lru_cache(maxsize=4)
+def _build_upsert(dialect: str, with_integration: bool) -> Any:
+    # Built once per dialect: constructing the statement cost more than executing it.
     table = Alert.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table)
     return stmt.on_conflict_do_update(
         index_elements=["integration_id", "dedup_key"] if with_integration else ["team_id", "dedup_key"],
