@@ -168,10 +168,7 @@ def _visible_alert(
     session: Session, who: Principal, alert_id: int, action: str, *, lock: bool = False
 ) -> Alert:
     alert = alert_service.get_alert(session, alert_id=alert_id, for_update=lock)
-    if not who.can("read", alert.team_id):
-        # Same answer as a missing alert: ids of other teams' alerts are not revealed.
-        raise ApiError(404, f"alert {alert_id} not found", field="alert_id")
-    who.require(action, alert.team_id)
+    who.require_visible(alert.team_id, action, what="alert", ident=alert_id, field="alert_id")
     return alert
 
 

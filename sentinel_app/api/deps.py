@@ -79,6 +79,15 @@ class Principal:
             return True
         return team_id is not None and self.roles.get(team_id) in _ROLE_FOR[action]
 
+    def require_visible(self, team_id: int | None, action: str, *, what: str, ident: int, field: str) -> None:
+        """404 for a missing row (team_id None) or another team's row, else `require(action, team_id)`.
+
+        Both cases get the same answer, so ids of other teams' objects are not revealed.
+        """
+        if team_id is None or not self.can("read", team_id):
+            raise ApiError(404, f"{what} {ident} not found", field=field)
+        self.require(action, team_id)
+
     def require(self, action: str, team_id: int | None) -> None:
         """Raise 403 unless `can(action, team_id)`."""
         if not self.can(action, team_id):

@@ -93,8 +93,8 @@ def create_team(
 
 def _team(session: Session, who: Principal, team_id: int) -> Team:
     team = session.get(Team, team_id)
-    if team is None or not who.can("read", team_id):
-        raise ApiError(404, f"team {team_id} not found", field="team_id")
+    who.require_visible(team_id if team else None, "read", what="team", ident=team_id, field="team_id")
+    assert team is not None
     return team
 
 

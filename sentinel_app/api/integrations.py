@@ -121,9 +121,9 @@ def _check_policy(session: Session, team_id: int, policy_id: int | None, field: 
 
 def _integration(session: Session, who: Principal, integration_id: int, action: str) -> Integration:
     integration = session.get(Integration, integration_id)
-    if integration is None or not who.can("read", integration.team_id):
-        raise ApiError(404, f"integration {integration_id} not found", field="integration_id")
-    who.require(action, integration.team_id)
+    team_id = integration.team_id if integration else None
+    who.require_visible(team_id, action, what="integration", ident=integration_id, field="integration_id")
+    assert integration is not None
     return integration
 
 

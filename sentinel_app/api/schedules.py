@@ -356,10 +356,9 @@ def _actor(who: Principal) -> service.Actor:
 
 def _schedule(session: Session, who: Principal, schedule_id: PathId, action: str) -> Schedule:
     schedule = session.get(Schedule, schedule_id)
-    if schedule is None or not who.can("read", schedule.team_id):
-        # Same answer as a missing schedule: other teams' ids are not revealed.
-        raise ApiError(404, f"schedule {schedule_id} not found", field="schedule_id")
-    who.require(action, schedule.team_id)
+    team_id = schedule.team_id if schedule else None
+    who.require_visible(team_id, action, what="schedule", ident=schedule_id, field="schedule_id")
+    assert schedule is not None
     return schedule
 
 
