@@ -10,6 +10,7 @@ from sentinel_app.models.alerts import (
     Severity,
 )
 from sentinel_app.models.audit import AuditEntry
+from sentinel_app.models.delivery import ActionLinkUse, OutgoingWebhook, SmsRef
 from sentinel_app.models.escalation import (
     Escalation,
     EscalationPolicy,
@@ -39,6 +40,7 @@ from sentinel_app.models.schedules import (
 )
 
 __all__ = [
+    "ActionLinkUse",
     "Alert",
     "AlertEvent",
     "AlertEventKind",
@@ -61,6 +63,7 @@ __all__ = [
     "Notification",
     "NotificationRule",
     "NotificationStatus",
+    "OutgoingWebhook",
     "PushDevice",
     "PushPlatform",
     "Role",
@@ -69,6 +72,7 @@ __all__ = [
     "Schedule",
     "ScheduleOverride",
     "Severity",
+    "SmsRef",
     "StepKind",
     "Team",
     "TeamMembership",
