@@ -139,6 +139,14 @@ class Subscription:
             with suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(_wake, waiter)
 
+    def take_ready(self, limit: int) -> list[Event]:
+        """Up to `limit` events already queued, without waiting (for consumers that batch)."""
+        with self._lock:
+            taken: list[Event] = []
+            while self._buffer and len(taken) < limit and not self._dropped:
+                taken.append(self._buffer.popleft())
+            return taken
+
     def __aiter__(self) -> Subscription:
         return self
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -25,6 +26,7 @@ class Runtime:
     settings: Settings
     engine: sa.Engine
     ray: RayRuntime
+    relay: Any = None
 
 
 _current: Runtime | None = None
@@ -55,13 +57,38 @@ async def lifespan() -> AsyncIterator[Runtime]:
     await event_bus.start()
     await runtime.ray.start()
     housekeeping = asyncio.create_task(_housekeeping(runtime))
+    relay = asyncio.create_task(_escalation_relay(runtime))
     try:
         yield runtime
     finally:
+        relay.cancel()
         housekeeping.cancel()
         await runtime.ray.stop()
         await event_bus.stop()
         runtime.engine.dispose()
+
+
+RELAY_RESTART_S = 5.0
+
+
+async def _escalation_relay(runtime: Runtime) -> None:
+    """Once Ray is up, create the escalation/schedule hosts and forward bus events to them."""
+    while runtime.ray.state == "starting":
+        await asyncio.sleep(0.2)
+    if runtime.ray.state != "running":
+        return  # /readyz reports Ray as degraded; escalation catches up when the app restarts with Ray
+    from actors.relay import Relay
+
+    while True:
+        relay = Relay(runtime.settings)
+        runtime.relay = relay
+        try:
+            await relay.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # Ray restarting: hosts rebuild themselves from the database meanwhile
+            log.exception("escalation relay stopped; restarting in %.0f s", RELAY_RESTART_S)
+        await asyncio.sleep(RELAY_RESTART_S)
 
 
 HOUSEKEEPING_PERIOD_S = 15.0

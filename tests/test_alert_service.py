@@ -46,7 +46,7 @@ def test_expired_silences_are_lifted_once_with_a_timeline_entry(engine: sa.Engin
         assert alerts.expire_silences(session, now=later) == []
     with Session(engine) as session:
         kinds = session.exec(select(AlertEvent.kind).where(AlertEvent.alert_id == short)).all()
-        assert list(kinds) == ["created", "silenced", "unsilenced"]
+        assert list(kinds) == ["created", "escalated", "silenced", "unsilenced"]  # "escalated": nobody to page
         assert alerts.get_alert(session, alert_id=long).silenced_until == NOW + dt.timedelta(hours=2)
 
 

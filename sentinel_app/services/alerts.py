@@ -19,9 +19,11 @@ from sentinel_app.domain.routing import first_match
 from sentinel_app.ingest.normalized import NormalizedAlert
 from sentinel_app.models import Alert, AlertEvent, AlertEventKind, AlertStatus, Integration, IntegrationRoute
 from sentinel_app.models.alerts import OPEN_WITH_INTEGRATION, OPEN_WITHOUT_INTEGRATION
+from sentinel_app.services import escalations
 from sentinel_app.services.actor import Actor
 from sentinel_app.services.errors import Conflict, NotFound
 from sentinel_app.services.integrations import routes_of
+from sentinel_app.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,16 @@ def _upsert_firing_many(
                 )
     session.execute(sa.insert(AlertEvent.__table__), events)  # type: ignore[attr-defined]
     bus.publish_many(session, published)
+    created = [
+        (result.alert_id, item[2])
+        for result, item in zip(results, items, strict=True)
+        if result is not None and result.alert_id is not None and result.action is IngestAction.CREATE
+    ]
+    if created:
+        # The first escalation state commits with the alert (ARCHITECTURE.md, durable escalation, 1).
+        escalations.start_escalations(
+            session, alerts=created, now=now, shard_count=get_settings().escalation_shards
+        )
     return [r for r in results if r is not None]
 
 
@@ -310,6 +322,7 @@ def _apply(
     payload: dict[str, Any] | None = None,
 ) -> None:
     assert alert.id is not None
+    silenced_before = alert.silenced_until
     state = lifecycle.AlertState(alert.status, alert.silenced_until)
     try:
         after = lifecycle.apply(state, change, now=now, silence_for=silence_for)
@@ -331,6 +344,9 @@ def _apply(
     if change is Transition.SILENCE and alert.silenced_until is not None:
         event_payload["silenced_until"] = alert.silenced_until.isoformat()
     _event(session, alert.id, _EVENT_OF[change], actor, note=note, payload=event_payload, at=now)
+    escalations.on_transition(
+        session, alert=alert, change=change, now=now, silenced_until_before=silenced_before
+    )
     _publish(
         session, "alert.updated", alert.id, alert.team_id, alert.status, alert.severity, change=change.value
     )

@@ -40,7 +40,7 @@ async def test_raise_repeat_and_detail(world: World) -> None:
     detail = (
         await world.client.get(f"/api/v1/alerts/{first['id']}", headers=world.auth(world.viewer_key))
     ).json()
-    assert [e["kind"] for e in detail["timeline"]] == ["created", "occurrence"]
+    assert [e["kind"] for e in detail["timeline"]] == ["created", "escalated", "occurrence"]
     assert detail["timeline"][0]["actor"] == "Responder"
 
 
@@ -68,6 +68,7 @@ async def test_lifecycle_with_conflicts(world: World) -> None:
     timeline = (await world.client.get(url, headers=hdr)).json()["timeline"]
     assert [e["kind"] for e in timeline] == [
         "created",
+        "escalated",
         "acknowledged",
         "unacknowledged",
         "silenced",
@@ -75,7 +76,7 @@ async def test_lifecycle_with_conflicts(world: World) -> None:
         "note",
         "resolved",
     ]
-    assert timeline[1]["note"] == "on it" and timeline[-1]["note"] == "fixed"
+    assert timeline[2]["note"] == "on it" and timeline[-1]["note"] == "fixed"
     # A firing after resolution opens a new alert.
     assert (await _raise(world))["id"] != alert["id"]
 

@@ -50,7 +50,7 @@ async def test_alertmanager_firing_then_resolved(world: World) -> None:
     assert alert.status == "resolved" and alert.resolved_at is not None
     with Session(world.engine) as session:
         events = session.exec(select(AlertEvent.kind).where(AlertEvent.alert_id == alert.id)).all()
-    assert list(events) == ["created", "occurrence", "resolved"]
+    assert list(events) == ["created", "escalated", "occurrence", "resolved"]
     await _post(world, url, _fixture("alertmanager-0.25-firing.json"))
     assert [a.status for a in _alerts(world)] == ["resolved", "firing"]
 
