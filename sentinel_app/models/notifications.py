@@ -135,6 +135,8 @@ class Notification(SQLModel, table=True):
         sa.UniqueConstraint("idempotency_key"),
         sa.Index("ix_notifications_status_next_attempt", "status", "next_attempt_at"),
         sa.Index("ix_notifications_alert_created", "alert_id", "created_at"),
+        # Provider status callbacks (Twilio, Slack) find their row by the provider's id.
+        sa.Index("ix_notifications_provider_id", "provider_id"),
     )
 
     id: int | None = id_field()
