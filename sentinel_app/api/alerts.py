@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
+from pydantic import Field
 from sqlmodel import Session, col, or_, select
 
 from sentinel_app.api.deps import Principal, principal, read_db, write_db
@@ -24,12 +25,14 @@ from sentinel_app.api.schemas import (
     NoteBody,
     ResolveBody,
     SilenceBody,
+    Strict,
 )
 from sentinel_app.db import utcnow
 from sentinel_app.domain.alert_lifecycle import Transition
 from sentinel_app.ingest.normalized import NormalizedAlert
 from sentinel_app.models import Alert
 from sentinel_app.services import alerts as alert_service
+from sentinel_app.services import escalations as escalation_service
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -283,3 +286,37 @@ def add_note(
     )
     session.flush()
     return EventOut.model_validate(event, from_attributes=True)
+
+
+class AssignBody(Strict):
+    """Who should own the alert."""
+
+    user_id: int = Field(ge=1)
+    note: str = Field(default="", max_length=10_000)
+
+
+@router.post("/{alert_id}/escalate", response_model=AlertOut, summary="Escalate now")
+def escalate(
+    alert_id: int,
+    who: Principal = Depends(principal),
+    session: Session = Depends(write_db),
+) -> AlertOut:
+    """Skip the current wait: the next step of the escalation policy runs now (409 unless firing)."""
+    alert = _visible_alert(session, who, alert_id, "write", lock=True)
+    escalation_service.escalate_now(session, alert_id=alert_id, actor=_actor(who), now=utcnow())
+    return _out(alert)
+
+
+@router.post("/{alert_id}/assign", response_model=AlertOut, summary="Reassign")
+def assign(
+    alert_id: int,
+    body: AssignBody,
+    who: Principal = Depends(principal),
+    session: Session = Depends(write_db),
+) -> AlertOut:
+    """Give the alert to another member of its team (recorded on the timeline)."""
+    _visible_alert(session, who, alert_id, "write", lock=True)
+    alert = escalation_service.reassign(
+        session, alert_id=alert_id, user_id=body.user_id, actor=_actor(who), now=utcnow()
+    )
+    return _out(alert)
