@@ -49,18 +49,29 @@ def crew(session: Session, *names: str, now: dt.datetime) -> Crew:
         contact = ContactMethod(user_id=person.id, kind="email", value=person.email, verified_at=now)
         session.add(contact)
         session.flush()
-        session.add(NotificationRule(user_id=person.id, method="email", delay_minutes=0, contact_method_id=contact.id))
+        session.add(
+            NotificationRule(user_id=person.id, method="email", delay_minutes=0, contact_method_id=contact.id)
+        )
     session.commit()
     return Crew(team.id, ids)
 
 
 def policy(
-    session: Session, team_id: int, steps: list[dict[str, Any]], *, repeat_count: int = 0,
-    reescalate_after_ack_minutes: int | None = None, name: str = "Policy",
+    session: Session,
+    team_id: int,
+    steps: list[dict[str, Any]],
+    *,
+    repeat_count: int = 0,
+    reescalate_after_ack_minutes: int | None = None,
+    name: str = "Policy",
 ) -> int:
     """Commit a policy with these steps (dicts of EscalationStep fields) and return its id."""
-    row = EscalationPolicy(team_id=team_id, name=name, repeat_count=repeat_count,
-                           reescalate_after_ack_minutes=reescalate_after_ack_minutes)
+    row = EscalationPolicy(
+        team_id=team_id,
+        name=name,
+        repeat_count=repeat_count,
+        reescalate_after_ack_minutes=reescalate_after_ack_minutes,
+    )
     session.add(row)
     session.flush()
     assert row.id is not None
@@ -74,8 +85,13 @@ def fire(engine: sa.Engine, team_id: int, policy_id: int | None, *, now: dt.date
     """Open an alert through the ingest service (which creates its escalation) and return its id."""
     with session_scope(write=True, engine=engine) as session:
         result = alerts.upsert_firing(
-            session, team_id=team_id, integration_id=None, escalation_policy_id=policy_id,
-            alert=NormalizedAlert(action="trigger", dedup_key=key, title=f"Disk full {key}"), actor=ACTOR, now=now,
+            session,
+            team_id=team_id,
+            integration_id=None,
+            escalation_policy_id=policy_id,
+            alert=NormalizedAlert(action="trigger", dedup_key=key, title=f"Disk full {key}"),
+            actor=ACTOR,
+            now=now,
         )
     assert result.alert_id is not None
     return result.alert_id
@@ -94,7 +110,12 @@ def messages(engine: sa.Engine) -> list[dict[str, Any]]:
     """What the relay would tell the hosts about every escalation row right now."""
     with Session(engine) as session:
         return [
-            {"alert_id": r.alert_id, "id": r.id, "kind": "sync", "version": r.version,
-             "next_at": r.next_at.isoformat() if r.next_at else None}
+            {
+                "alert_id": r.alert_id,
+                "id": r.id,
+                "kind": "sync",
+                "version": r.version,
+                "next_at": r.next_at.isoformat() if r.next_at else None,
+            }
             for r in session.exec(select(Escalation))
         ]

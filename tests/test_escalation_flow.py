@@ -37,7 +37,9 @@ async def core_at(engine: sa.Engine) -> AsyncIterator[Any]:
     cores: list[EscalationCore] = []
 
     def make(start: dt.datetime, **kw: Any) -> EscalationCore:
-        core = EscalationCore(engine=engine, clock=ManualClock(start), sweep_seconds=None, grace_seconds=0, **kw)
+        core = EscalationCore(
+            engine=engine, clock=ManualClock(start), sweep_seconds=None, grace_seconds=0, **kw
+        )
         cores.append(core)
         return core
 
@@ -75,7 +77,8 @@ async def test_waits_windows_and_repeats_page_exactly_on_time(
     people = crew(db, "Ana", "Bo", now=start)
     sunday_window = {**WINDOW, "weekdays": [0, 1, 2, 3, 4, 6]} if start.month == 3 else WINDOW
     pid = policy(
-        db, people.team_id,
+        db,
+        people.team_id,
         [
             {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 5},
             {"kind": "time_window", "config": sunday_window, "delay_minutes": window_delay},
@@ -101,24 +104,34 @@ async def test_waits_windows_and_repeats_page_exactly_on_time(
     assert len(outbox(engine, alert_id)) == len(expected)
 
 
-async def test_acknowledge_stops_and_unacknowledge_restarts(engine: sa.Engine, db: Session, core_at: Any) -> None:
+async def test_acknowledge_stops_and_unacknowledge_restarts(
+    engine: sa.Engine, db: Session, core_at: Any
+) -> None:
     people = crew(db, "Ana", "Bo", now=NIGHT)
-    pid = policy(db, people.team_id, [
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 5},
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Bo"]]}, "delay_minutes": 5},
-    ], repeat_count=1)
+    pid = policy(
+        db,
+        people.team_id,
+        [
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 5},
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Bo"]]}, "delay_minutes": 5},
+        ],
+        repeat_count=1,
+    )
     alert_id = fire(engine, people.team_id, pid, now=NIGHT)
     core = core_at(NIGHT)
     await _sync(core, engine)
     await core.advance_to(NIGHT + 2 * MIN)
     with session_scope(write=True, engine=engine) as session:
-        alerts.transition(session, alert_id=alert_id, transition=Transition.ACKNOWLEDGE, actor=ACTOR, now=NIGHT + 2 * MIN)
+        alerts.transition(
+            session, alert_id=alert_id, transition=Transition.ACKNOWLEDGE, actor=ACTOR, now=NIGHT + 2 * MIN
+        )
     await _sync(core, engine)
     await core.advance_to(NIGHT + 60 * MIN)
     assert [who for _, who in _who(engine, people.users, alert_id)] == ["Ana"]
     with session_scope(write=True, engine=engine) as session:
-        alerts.transition(session, alert_id=alert_id, transition=Transition.UNACKNOWLEDGE, actor=ACTOR,
-                          now=NIGHT + 60 * MIN)
+        alerts.transition(
+            session, alert_id=alert_id, transition=Transition.UNACKNOWLEDGE, actor=ACTOR, now=NIGHT + 60 * MIN
+        )
     await _sync(core, engine)
     await core.advance_to(NIGHT + 61 * MIN)
     rows = outbox(engine, alert_id)
@@ -129,19 +142,28 @@ async def test_acknowledge_stops_and_unacknowledge_restarts(engine: sa.Engine, d
 
 async def test_reescalates_when_acknowledged_too_long(engine: sa.Engine, db: Session, core_at: Any) -> None:
     people = crew(db, "Ana", "Bo", now=NIGHT)
-    pid = policy(db, people.team_id, [
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 5},
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Bo"]]}},
-    ], reescalate_after_ack_minutes=30)
+    pid = policy(
+        db,
+        people.team_id,
+        [
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 5},
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Bo"]]}},
+        ],
+        reescalate_after_ack_minutes=30,
+    )
     alert_id = fire(engine, people.team_id, pid, now=NIGHT)
     core = core_at(NIGHT)
     await _sync(core, engine)
     with session_scope(write=True, engine=engine) as session:
-        alerts.transition(session, alert_id=alert_id, transition=Transition.ACKNOWLEDGE, actor=ACTOR, now=NIGHT + MIN)
+        alerts.transition(
+            session, alert_id=alert_id, transition=Transition.ACKNOWLEDGE, actor=ACTOR, now=NIGHT + MIN
+        )
     await _sync(core, engine)
     await core.advance_to(NIGHT + 40 * MIN)
     assert [(int(d / MIN), who) for d, who in _who(engine, people.users, alert_id)] == [
-        (0, "Ana"), (31, "Ana"), (36, "Bo")
+        (0, "Ana"),
+        (31, "Ana"),
+        (36, "Bo"),
     ]
     with Session(engine) as session:
         assert session.get(Alert, alert_id).status == "firing"  # type: ignore[union-attr]
@@ -149,11 +171,15 @@ async def test_reescalates_when_acknowledged_too_long(engine: sa.Engine, db: Ses
 
 async def test_escalate_now_silence_and_resolve(engine: sa.Engine, db: Session, core_at: Any) -> None:
     people = crew(db, "Ana", "Bo", "Cy", now=NIGHT)
-    pid = policy(db, people.team_id, [
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 30},
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Bo"]]}, "delay_minutes": 30},
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Cy"]]}},
-    ])
+    pid = policy(
+        db,
+        people.team_id,
+        [
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 30},
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Bo"]]}, "delay_minutes": 30},
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Cy"]]}},
+        ],
+    )
     alert_id = fire(engine, people.team_id, pid, now=NIGHT)
     core = core_at(NIGHT)
     await _sync(core, engine)
@@ -164,21 +190,33 @@ async def test_escalate_now_silence_and_resolve(engine: sa.Engine, db: Session, 
     await core.advance_to(NIGHT + 2 * MIN)
     # A silence holds the next step until it ends.
     with session_scope(write=True, engine=engine) as session:
-        alerts.transition(session, alert_id=alert_id, transition=Transition.SILENCE, actor=ACTOR,
-                          now=NIGHT + 3 * MIN, silence_for=dt.timedelta(hours=1))
+        alerts.transition(
+            session,
+            alert_id=alert_id,
+            transition=Transition.SILENCE,
+            actor=ACTOR,
+            now=NIGHT + 3 * MIN,
+            silence_for=dt.timedelta(hours=1),
+        )
     await core.advance_to(NIGHT + 62 * MIN)
     assert [who for _, who in _who(engine, people.users, alert_id)] == ["Ana", "Bo"]
     await core.advance_to(NIGHT + 64 * MIN)
     assert [(int(d / MIN), who) for d, who in _who(engine, people.users, alert_id)] == [
-        (0, "Ana"), (2, "Bo"), (63, "Cy")
+        (0, "Ana"),
+        (2, "Bo"),
+        (63, "Cy"),
     ]
     with session_scope(write=True, engine=engine) as session:
-        alerts.transition(session, alert_id=alert_id, transition=Transition.RESOLVE, actor=ACTOR, now=NIGHT + 65 * MIN)
+        alerts.transition(
+            session, alert_id=alert_id, transition=Transition.RESOLVE, actor=ACTOR, now=NIGHT + 65 * MIN
+        )
         with pytest.raises(escalations.Conflict):
             escalations.escalate_now(session, alert_id=alert_id, actor=ACTOR, now=NIGHT + 65 * MIN)
 
 
-async def test_resolve_cancels_delayed_personal_rules_and_assigns(engine: sa.Engine, db: Session, core_at: Any) -> None:
+async def test_resolve_cancels_delayed_personal_rules_and_assigns(
+    engine: sa.Engine, db: Session, core_at: Any
+) -> None:
     people = crew(db, "Ana", now=NIGHT)
     ana = people.users["Ana"]
     db.add(NotificationRule(user_id=ana, method="email", delay_minutes=10))
@@ -188,24 +226,36 @@ async def test_resolve_cancels_delayed_personal_rules_and_assigns(engine: sa.Eng
     core = core_at(NIGHT)
     await _sync(core, engine)
     with Session(engine) as session:
-        rows = session.exec(select(Notification).where(Notification.alert_id == alert_id)
-                            .order_by(col(Notification.next_attempt_at))).all()
+        rows = session.exec(
+            select(Notification)
+            .where(Notification.alert_id == alert_id)
+            .order_by(col(Notification.next_attempt_at))
+        ).all()
         assert [(r.status, r.next_attempt_at - NIGHT) for r in rows] == [  # type: ignore[operator]
-            ("pending", dt.timedelta(0)), ("pending", 10 * MIN)
+            ("pending", dt.timedelta(0)),
+            ("pending", 10 * MIN),
         ]
         assert session.get(Alert, alert_id).assigned_to_id == ana  # type: ignore[union-attr]
     with session_scope(write=True, engine=engine) as session:
-        alerts.transition(session, alert_id=alert_id, transition=Transition.RESOLVE, actor=ACTOR, now=NIGHT + MIN)
+        alerts.transition(
+            session, alert_id=alert_id, transition=Transition.RESOLVE, actor=ACTOR, now=NIGHT + MIN
+        )
     with Session(engine) as session:
-        statuses = sorted(r.status for r in session.exec(select(Notification).where(Notification.alert_id == alert_id)))
+        statuses = sorted(
+            r.status for r in session.exec(select(Notification).where(Notification.alert_id == alert_id))
+        )
     assert statuses == ["cancelled", "cancelled"]
 
 
 async def test_round_robin_takes_turns_across_alerts(engine: sa.Engine, db: Session, core_at: Any) -> None:
     people = crew(db, "Ana", "Bo", "Cy", now=NIGHT)
-    pid = policy(db, people.team_id, [
-        {"kind": "round_robin", "targets": {"user_ids": [people.users[n] for n in ("Ana", "Bo", "Cy")]}},
-    ])
+    pid = policy(
+        db,
+        people.team_id,
+        [
+            {"kind": "round_robin", "targets": {"user_ids": [people.users[n] for n in ("Ana", "Bo", "Cy")]}},
+        ],
+    )
     ids = [fire(engine, people.team_id, pid, now=NIGHT, key=f"k{i}") for i in range(4)]
     core = core_at(NIGHT)
     for alert_id in ids:  # one after another, so the turn order is defined
@@ -222,13 +272,20 @@ async def test_schedule_step_pages_whoever_is_on_call(engine: sa.Engine, db: Ses
     with session_scope(write=True, engine=engine) as session:
         schedule = schedules.create_schedule(session, team_id=people.team_id, name="Primary", timezone="UTC")
         schedules.create_layer(
-            session, schedule=schedule,
-            fields={"name": "Days", "kind": "daily", "start_at": "2026-11-01T00:00:00Z",
-                    "participants": [people.users["Bo"], people.users["Ana"]]},
+            session,
+            schedule=schedule,
+            fields={
+                "name": "Days",
+                "kind": "daily",
+                "start_at": "2026-11-01T00:00:00Z",
+                "participants": [people.users["Bo"], people.users["Ana"]],
+            },
         )
         schedule_id = schedule.id
     on_call = schedules_on_call(engine, schedule_id, NIGHT)
-    pid = policy(db, people.team_id, [{"kind": "notify_schedule", "targets": {"schedule_ids": [schedule_id]}}])
+    pid = policy(
+        db, people.team_id, [{"kind": "notify_schedule", "targets": {"schedule_ids": [schedule_id]}}]
+    )
     alert_id = fire(engine, people.team_id, pid, now=NIGHT)
     core = core_at(NIGHT)
     await _sync(core, engine)
@@ -251,7 +308,9 @@ async def test_a_lost_race_writes_nothing(engine: sa.Engine, db: Session) -> Non
     from sentinel_app.services.escalation_steps import run_step
 
     people = crew(db, "Ana", now=NIGHT)
-    pid = policy(db, people.team_id, [{"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}}])
+    pid = policy(
+        db, people.team_id, [{"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}}]
+    )
     alert_id = fire(engine, people.team_id, pid, now=NIGHT)
     with Session(engine) as session:
         row = session.exec(select(Escalation).where(Escalation.alert_id == alert_id)).one()

@@ -30,8 +30,15 @@ def hosts(ray_cluster: None, db_url: str) -> Iterator[Any]:
     made: list[Any] = []
 
     def make(kind: str = "escalation", **extra: Any) -> Any:
-        config = {"database_url": db_url, "shard": 0, "shard_count": 1, "schedule_shards": 1,
-                  "manual_clock": NIGHT.isoformat(), "log_level": "WARNING", **extra}
+        config = {
+            "database_url": db_url,
+            "shard": 0,
+            "shard_count": 1,
+            "schedule_shards": 1,
+            "manual_clock": NIGHT.isoformat(),
+            "log_level": "WARNING",
+            **extra,
+        }
         handle = get_host(config) if kind == "escalation" else get_schedule_host(config)
         made.append(handle)
         return handle
@@ -47,16 +54,24 @@ def _pid(handle: Any) -> int:
 
 def _steps(engine: sa.Engine, alert_id: int) -> list[str]:
     with Session(engine) as session:
-        return [e.note for e in session.exec(select(AlertEvent).where(AlertEvent.alert_id == alert_id))
-                if e.note.startswith("Step")]
+        return [
+            e.note
+            for e in session.exec(select(AlertEvent).where(AlertEvent.alert_id == alert_id))
+            if e.note.startswith("Step")
+        ]
 
 
 def test_a_multi_step_escalation_runs_on_a_ray_host(engine: sa.Engine, db: Session, hosts: Any) -> None:
     people = crew(db, "Ana", "Bo", now=NIGHT)
-    pid = policy(db, people.team_id, [
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 5},
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Bo"]]}, "delay_minutes": 5},
-    ], repeat_count=1)
+    pid = policy(
+        db,
+        people.team_id,
+        [
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 5},
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Bo"]]}, "delay_minutes": 5},
+        ],
+        repeat_count=1,
+    )
     alert_id = fire(engine, people.team_id, pid, now=NIGHT)
     host = hosts()
     ray.get(host.wait_ready.remote(), timeout=60)
@@ -71,11 +86,15 @@ def test_sigkill_of_the_host_mid_escalation_neither_skips_nor_repeats_a_step(
     engine: sa.Engine, db: Session, hosts: Any
 ) -> None:
     people = crew(db, "Ana", "Bo", "Cy", now=NIGHT)
-    pid = policy(db, people.team_id, [
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 5},
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Bo"]]}, "delay_minutes": 5},
-        {"kind": "notify_users", "targets": {"user_ids": [people.users["Cy"]]}},
-    ])
+    pid = policy(
+        db,
+        people.team_id,
+        [
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Ana"]]}, "delay_minutes": 5},
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Bo"]]}, "delay_minutes": 5},
+            {"kind": "notify_users", "targets": {"user_ids": [people.users["Cy"]]}},
+        ],
+    )
     alert_ids = [fire(engine, people.team_id, pid, now=NIGHT, key=f"k{i}") for i in range(5)]
     host = hosts()
     ray.get(host.wait_ready.remote(), timeout=60)
@@ -111,9 +130,14 @@ def test_schedule_host_answers_on_call_and_announces_handoffs(
     with session_scope(write=True, engine=engine) as session:
         schedule = schedules.create_schedule(session, team_id=people.team_id, name="Primary", timezone="UTC")
         schedules.create_layer(
-            session, schedule=schedule,
-            fields={"name": "Days", "kind": "daily", "start_at": "2026-11-01T00:00:00Z",
-                    "participants": [people.users["Ana"], people.users["Bo"]]},
+            session,
+            schedule=schedule,
+            fields={
+                "name": "Days",
+                "kind": "daily",
+                "start_at": "2026-11-01T00:00:00Z",
+                "participants": [people.users["Ana"], people.users["Bo"]],
+            },
         )
         schedule_id = schedule.id
     host = hosts("schedule")

@@ -13,10 +13,14 @@ pytestmark = pytest.mark.asyncio
 
 async def _raise_with_policy(world: World) -> dict[str, object]:
     with Session(world.engine) as session:
-        pid = policy(session, world.team_id, [
-            {"kind": "notify_users", "targets": {"user_ids": [world.responder_id]}, "delay_minutes": 30},
-            {"kind": "notify_users", "targets": {"user_ids": [world.responder_id]}},
-        ])
+        pid = policy(
+            session,
+            world.team_id,
+            [
+                {"kind": "notify_users", "targets": {"user_ids": [world.responder_id]}, "delay_minutes": 30},
+                {"kind": "notify_users", "targets": {"user_ids": [world.responder_id]}},
+            ],
+        )
     reply = await world.client.post(
         "/api/v1/alerts",
         json={"team_id": world.team_id, "title": "Payments down", "escalation_policy_id": pid},
@@ -37,14 +41,20 @@ async def test_escalate_now_and_its_conflicts(world: World) -> None:
     assert (await world.client.post(f"{url}/acknowledge", headers=hdr)).status_code == 200
     conflict = await world.client.post(f"{url}/escalate", headers=hdr)
     assert conflict.status_code == 409 and conflict.json()["error"]["field"] == "status"
-    assert (await world.client.post(f"{url}/escalate", headers=world.auth(world.viewer_key))).status_code == 403
-    assert (await world.client.post(f"{url}/escalate", headers=world.auth(world.outsider_key))).status_code == 404
+    assert (
+        await world.client.post(f"{url}/escalate", headers=world.auth(world.viewer_key))
+    ).status_code == 403
+    assert (
+        await world.client.post(f"{url}/escalate", headers=world.auth(world.outsider_key))
+    ).status_code == 404
     assert (await world.client.post("/api/v1/alerts/999999/escalate", headers=hdr)).status_code == 404
 
 
 async def test_escalating_an_alert_without_policy_is_a_conflict(world: World) -> None:
     reply = await world.client.post(
-        "/api/v1/alerts", json={"team_id": world.team_id, "title": "x"}, headers=world.auth(world.responder_key)
+        "/api/v1/alerts",
+        json={"team_id": world.team_id, "title": "x"},
+        headers=world.auth(world.responder_key),
     )
     conflict = await world.client.post(
         f"/api/v1/alerts/{reply.json()['id']}/escalate", headers=world.auth(world.responder_key)
