@@ -106,6 +106,12 @@ def _upsert_firing_many(
     session: Session, items: Sequence[_Firing], actor: Actor, now: dt.datetime
 ) -> list[IngestResult]:
     """Upsert many firings in few statements; repeats of a key within the batch go in later rounds."""
+    snapshots, existing = escalations.usable_snapshots(
+        session, policy_ids=[item[2] for item in items if item[2] is not None]
+    )
+    if any(item[2] is not None and item[2] not in existing for item in items):
+        # A policy deleted moments ago (routes are cached briefly): keep the alert, drop the reference.
+        items = [(t, i, p if p in existing else None, a) for t, i, p, a in items]
     results: list[IngestResult | None] = [None] * len(items)
     events: list[dict[str, Any]] = []
     published: list[tuple[str, dict[str, Any], str | None]] = []
@@ -163,7 +169,11 @@ def _upsert_firing_many(
     if created:
         # The first escalation state commits with the alert (ARCHITECTURE.md, durable escalation, 1).
         escalations.start_escalations(
-            session, alerts=created, now=now, shard_count=get_settings().escalation_shards
+            session,
+            alerts=created,
+            now=now,
+            shard_count=get_settings().escalation_shards,
+            snapshots=snapshots,
         )
     return [r for r in results if r is not None]
 

@@ -39,6 +39,7 @@ from sentinel_app.models import (
     NotificationStatus,
     PushDevice,
     Role,
+    StepKind,
     TeamMembership,
     User,
 )
@@ -372,6 +373,8 @@ def _round_robin(session: Session, action: plan.NotifyRoundRobin) -> int:
         step = session.exec(
             select(EscalationStep).where(EscalationStep.id == action.step_id).with_for_update()
         ).first()
+    if step is not None and step.kind != StepKind.ROUND_ROBIN:
+        step = None  # the step was deleted and its id reused (SQLite): start the turns afresh
     cursor = step.round_robin_cursor if step is not None else 0
     user_id, following = plan.round_robin_pick(action.user_ids, cursor)
     if step is not None:

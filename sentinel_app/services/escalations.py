@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,22 +80,42 @@ def change_event(row: Escalation, kind: str) -> tuple[str, dict[str, Any], str]:
     )
 
 
-def _valid_snapshots(session: Session, policy_ids: set[int]) -> dict[int, PolicySnapshot]:
+def usable_snapshots(
+    session: Session, *, policy_ids: Iterable[int]
+) -> tuple[dict[int, PolicySnapshot], set[int]]:
+    """Snapshots of the policies that can page now, and the ids of every policy that exists.
+
+    A policy deleted a moment ago (other processes cache routes for a few seconds) is missing
+    from both; an invalid one exists but has no snapshot and is logged.
+    """
+    wanted = set(policy_ids)
+    if not wanted:
+        return {}, set()
     try:
-        return load_snapshots(session, policy_ids=policy_ids)
+        found = load_snapshots(session, policy_ids=wanted)
+        return found, set(found)
     except EscalationError:
         # One broken policy must not stop other alerts from escalating: load them one by one.
-        found: dict[int, PolicySnapshot] = {}
-        for policy_id in policy_ids:
+        found, existing = {}, set()
+        for policy_id in wanted:
             try:
-                found.update(load_snapshots(session, policy_ids=[policy_id]))
+                one = load_snapshots(session, policy_ids=[policy_id])
             except EscalationError as exc:
+                existing.add(policy_id)
                 log.error("escalation policy %s is invalid and cannot page: %s", policy_id, exc)
-        return found
+                continue
+            found.update(one)
+            existing.update(one)
+        return found, existing
 
 
 def start_escalations(
-    session: Session, *, alerts: Sequence[tuple[int, int | None]], now: dt.datetime, shard_count: int = 1
+    session: Session,
+    *,
+    alerts: Sequence[tuple[int, int | None]],
+    now: dt.datetime,
+    shard_count: int = 1,
+    snapshots: Mapping[int, PolicySnapshot] | None = None,
 ) -> list[int]:
     """Create the escalation rows of newly fired (alert_id, policy_id) pairs in the caller's transaction.
 
@@ -103,7 +123,8 @@ def start_escalations(
     (valid) policy get a timeline note instead, so nobody wonders why no one was paged.
     """
     now = to_utc(now)
-    snapshots = _valid_snapshots(session, {p for _, p in alerts if p is not None})
+    if snapshots is None:
+        snapshots, _ = usable_snapshots(session, policy_ids=[p for _, p in alerts if p is not None])
     rows: list[dict[str, Any]] = []
     unpaged: list[tuple[int, str]] = []
     for alert_id, policy_id in alerts:

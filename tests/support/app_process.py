@@ -138,14 +138,17 @@ def _pids_with_marker(marker: str) -> list[int]:
     return pids
 
 
-def stop_app(process: subprocess.Popen[bytes], marker: str, grace: float = 10.0) -> bool:
+def stop_app(
+    process: subprocess.Popen[bytes], marker: str, grace: float = 10.0, *, hard: bool = False
+) -> bool:
     """Stop the app and everything it spawned; True if it shut down within `grace`.
 
     SIGTERM to the process group first (`sentinel up` forwards it to the server), then
-    SIGKILL for whatever still carries the marker, wherever its process group is.
+    SIGKILL for whatever still carries the marker, wherever its process group is. `hard`
+    skips the SIGTERM: every process dies at once, as in a crash.
     """
-    graceful = True
-    if process.poll() is None:
+    graceful = not hard
+    if process.poll() is None and not hard:
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
