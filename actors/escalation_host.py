@@ -105,6 +105,8 @@ class EscalationCore:
         self.executor = ThreadPoolExecutor(
             max_workers=workers or (1 if sqlite else 4), thread_name_prefix="esc"
         )
+        # Rehydration and sweeps read in their own thread, never queued behind a burst of claims.
+        self.scanner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="esc-scan")
         self.actors: dict[int, AlertEscalation] = {}
         self.stats = HostStats()
         self._inflight: set[asyncio.Task[None]] = set()
@@ -224,6 +226,9 @@ class EscalationCore:
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    async def _scan(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.scanner, fn, *args)
+
     def _find_row(self, alert_id: int) -> int:
         with session_scope(engine=self.engine) as session:
             row = escalations.get_escalation(session, alert_id=alert_id)
@@ -253,7 +258,7 @@ class EscalationCore:
         began = time.monotonic()
         count, after = 0, 0
         while True:
-            rows = await self._run(self._open_page, after)
+            rows = await self._scan(self._open_page, after)
             if not rows:
                 break
             for row in rows:
@@ -280,7 +285,7 @@ class EscalationCore:
 
     async def sweep_once(self) -> int:
         """Tick every row of this shard that is overdue by more than the grace period."""
-        rows = await self._run(self._overdue)
+        rows = await self._scan(self._overdue)
         for row in rows:
             actor = self._actor(row.alert_id, row.id)
             if actor.busy:
@@ -327,6 +332,7 @@ class EscalationCore:
             if actor.timer is not None:
                 self.timers.cancel(actor.timer)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.scanner.shutdown(wait=False, cancel_futures=True)
 
     # --- tests and benchmarks -----------------------------------------------------------------
 

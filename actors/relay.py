@@ -78,6 +78,8 @@ class Relay:
         sweep = False
         for event in events:
             if event.kind == CHANGED:
+                if event.data.get("origin") == "host":
+                    continue  # a host's own step: the host that ran it has already re-armed its timer
                 by_shard[shard_of(int(event.data["alert_id"]), self.shard_count)].append(event.data)
             elif event.kind == "oncall.changed" and event.data.get("reason") != "handoff":
                 schedule_id = int(event.data["schedule_id"])

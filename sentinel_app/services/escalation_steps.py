@@ -157,7 +157,7 @@ def run_step(
         _run_actions(session, alert, decision, now, on_call or db_on_call(session), result)
     if decision.finished and alert.status == AlertStatus.FIRING:
         _timeline(session, alert, "Escalation finished: every step ran and nobody acknowledged.", now)
-    bus.publish_many(session, [change_event(row, event_kind)])
+    bus.publish_many(session, [change_event(row, event_kind, origin="host")])
     return result
 
 
