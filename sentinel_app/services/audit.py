@@ -14,6 +14,9 @@ _SECRET_FIELDS = {
     "key_hash",
     "token_hash",
     "signing_secret_encrypted",
+    "secret_encrypted",
+    # Push device tokens are credentials for reaching a phone.
+    "token",
     "ical_token_hash",
     "verification_code_hash",
 }

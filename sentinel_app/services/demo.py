@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
+from sentinel_app.domain.notification_plan import Rule
 from sentinel_app.models import (
     ApiKey,
     ContactKind,
@@ -20,7 +21,6 @@ from sentinel_app.models import (
     Integration,
     IntegrationKind,
     LayerParticipant,
-    NotificationRule,
     Role,
     RotationKind,
     RotationLayer,
@@ -31,7 +31,7 @@ from sentinel_app.models import (
 )
 from sentinel_app.models.base import require_id
 from sentinel_app.security import derived_token, hash_password, hash_token
-from sentinel_app.services import api_keys, integrations, teams, users
+from sentinel_app.services import api_keys, integrations, notification_rules, teams, users
 
 TEAM_NAME = "Platform SRE"
 TIMEZONE = "America/New_York"
@@ -138,21 +138,17 @@ def _default_contacts(session: Session, user: User) -> None:
     )
     session.add(contact)
     session.flush()
-    for urgency, method, delay in (
-        (Urgency.DEFAULT, "push", 0),
-        (Urgency.DEFAULT, ContactKind.EMAIL, 1),
-        (Urgency.IMPORTANT, "push", 0),
-        (Urgency.IMPORTANT, ContactKind.EMAIL, 0),
-    ):
-        session.add(
-            NotificationRule(
-                user_id=require_id(user),
-                urgency=urgency,
-                method=method,
-                delay_minutes=delay,
-                contact_method_id=contact.id if method != "push" else None,
-            )
-        )
+    contact_id = require_id(contact)
+    notification_rules.replace_rules(
+        session,
+        user_id=require_id(user),
+        rules=[
+            Rule("push", 0, urgency=Urgency.DEFAULT),
+            Rule(ContactKind.EMAIL, 1, contact_id, urgency=Urgency.DEFAULT),
+            Rule("push", 0, urgency=Urgency.IMPORTANT),
+            Rule(ContactKind.EMAIL, 0, contact_id, urgency=Urgency.IMPORTANT),
+        ],
+    )
 
 
 def _demo_schedule(session: Session, team_id: int, people: list[User]) -> Schedule:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,20 +21,18 @@ from sqlmodel import Session, col, select
 from sentinel_app import bus
 from sentinel_app.domain import escalation_plan as plan
 from sentinel_app.domain.alert_lifecycle import Transition
-from sentinel_app.domain.notification_plan import Rule, expand_rules, idempotency_key
+from sentinel_app.domain.notification_plan import expand_rules, idempotency_key
 from sentinel_app.domain.wallclock import to_utc
 from sentinel_app.models import (
     Alert,
     AlertEvent,
     AlertEventKind,
     AlertStatus,
-    ContactKind,
     ContactMethod,
     Escalation,
     EscalationState,
     EscalationStep,
     Notification,
-    NotificationRule,
     NotificationStatus,
     PushDevice,
     Role,
@@ -43,7 +40,10 @@ from sentinel_app.models import (
     TeamMembership,
     User,
 )
+from sentinel_app.services import notification_rules
 from sentinel_app.services.actor import Actor
+from sentinel_app.services.contacts import usable_contact_methods
+from sentinel_app.services.devices import active_devices
 from sentinel_app.services.escalations import change_event, position_of, snapshot_of
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 ESCALATION = Actor(label="escalation", channel="escalation")
 # Given schedule ids and an instant, who is on call in each (in schedule order).
 OnCallLookup = Callable[[Sequence[int], dt.datetime], Mapping[int, Sequence[int]]]
-# Kinds that are usable without a verification code.
-NO_VERIFICATION = frozenset({ContactKind.SLACK.value, ContactKind.WEBHOOK.value})
 
 
 @dataclass
@@ -411,9 +409,9 @@ def _page(
     assert alert.id is not None
     if not users:
         return 0, []
-    rules = _rules(session, users)
-    contacts = _contacts(session, users)
-    devices = _devices(session, users)
+    rules = notification_rules.rules_for(session, user_ids=users)
+    contacts = usable_contact_methods(session, user_ids=users)
+    devices = active_devices(session, user_ids=users)
     rows: list[dict[str, Any]] = []
     unreachable: list[tuple[int, str]] = []
     for user_id in users:
@@ -457,40 +455,6 @@ def _page(
                 (user_id, "no verified contact method or device for " + ", ".join(sorted(set(missing))))
             )
     return _insert_notifications(session, rows), unreachable
-
-
-def _rules(session: Session, users: Sequence[int]) -> dict[int, list[Rule]]:
-    found: dict[int, list[Rule]] = defaultdict(list)
-    for row in session.exec(
-        select(NotificationRule)
-        .where(col(NotificationRule.user_id).in_(list(users)))
-        .order_by(col(NotificationRule.user_id), col(NotificationRule.id))
-    ):
-        found[row.user_id].append(Rule(row.method, row.delay_minutes, row.contact_method_id, row.urgency))
-    return found
-
-
-def _contacts(session: Session, users: Sequence[int]) -> dict[int, list[ContactMethod]]:
-    found: dict[int, list[ContactMethod]] = defaultdict(list)
-    for row in session.exec(
-        select(ContactMethod)
-        .where(col(ContactMethod.user_id).in_(list(users)), col(ContactMethod.enabled))
-        .order_by(col(ContactMethod.id))
-    ):
-        if row.verified_at is not None or row.kind in NO_VERIFICATION:
-            found[row.user_id].append(row)
-    return found
-
-
-def _devices(session: Session, users: Sequence[int]) -> dict[int, list[PushDevice]]:
-    found: dict[int, list[PushDevice]] = defaultdict(list)
-    for row in session.exec(
-        select(PushDevice)
-        .where(col(PushDevice.user_id).in_(list(users)), col(PushDevice.active))
-        .order_by(col(PushDevice.id))
-    ):
-        found[row.user_id].append(row)
-    return found
 
 
 def _addresses(

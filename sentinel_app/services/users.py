@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from sentinel_app.models import User
 from sentinel_app.security import hash_password
-from sentinel_app.services import audit
+from sentinel_app.services import audit, notification_rules
 from sentinel_app.services.errors import Conflict, ValidationFailed
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -76,6 +76,7 @@ def create_user(
         after=audit.snapshot(user),
         actor_user_id=actor_user_id,
     )
+    notification_rules.seed_default_rules(session, user=user, actor_user_id=actor_user_id)
     return user
 
 
