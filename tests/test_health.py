@@ -14,7 +14,7 @@ from sentinel_app.api import create_api
 from sentinel_app.db import create_db_engine
 from sentinel_app.ray_runtime import RayRuntime
 from sentinel_app.runtime import Runtime
-from sentinel_app.settings import get_settings
+from sentinel_app.settings import Settings, get_settings
 
 
 async def _runtime(engine: sa.Engine, *, start_ray: bool) -> Runtime:
@@ -44,14 +44,31 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 async def test_ready_when_database_migrated_and_ray_answers(
     engine: sa.Engine, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime_module, "_current", await _runtime(engine, start_ray=True))
-    reply = await client.get("/readyz")
-    body = reply.json()
-    assert reply.status_code == 200, body
-    assert body["status"] == "ok"
-    assert body["checks"]["database"]["ok"] and body["checks"]["database"]["backend"] == engine.dialect.name
-    assert body["checks"]["migrations"]["ok"]
-    assert body["checks"]["ray"]["ok"] and body["checks"]["ray"]["pid"] > 0
+    import ray
+
+    from actors.relay import Relay
+
+    runtime = await _runtime(engine, start_ray=True)
+    monkeypatch.setattr(runtime_module, "_current", runtime)
+    starting = (await client.get("/readyz")).json()
+    assert starting["status"] == "degraded" and starting["checks"]["escalation"]["state"] == "starting"
+    url = engine.url.render_as_string(hide_password=False)
+    runtime.relay = Relay(Settings(database_url=url, escalation_hosts=1))
+    runtime.relay.ensure_hosts()
+    try:
+        for host in runtime.relay.hosts:
+            await host.wait_ready.remote()
+        reply = await client.get("/readyz")
+        body = reply.json()
+        assert reply.status_code == 200, body
+        assert body["status"] == "ok"
+        assert body["checks"]["database"]["ok"] and body["checks"]["database"]["backend"] == engine.dialect.name
+        assert body["checks"]["migrations"]["ok"]
+        assert body["checks"]["ray"]["ok"] and body["checks"]["ray"]["pid"] > 0
+        assert body["checks"]["escalation"]["hosts"][0]["errors"] == 0
+    finally:
+        for host in [*runtime.relay.hosts, *runtime.relay.schedule_hosts]:
+            ray.kill(host, no_restart=True)
 
 
 @pytest.mark.asyncio

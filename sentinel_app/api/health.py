@@ -39,10 +39,13 @@ async def readiness(runtime: Runtime) -> dict[str, Any]:
     database, ray = await asyncio.gather(
         asyncio.to_thread(_check_database, runtime.engine), _check_ray(runtime)
     )
-    checks = {"database": database[0], "migrations": database[1], "ray": ray}
+    escalation = (
+        await _check_escalation(runtime) if ray["ok"] else {"ok": False, "error": "Ray is not running"}
+    )
+    checks = {"database": database[0], "migrations": database[1], "ray": ray, "escalation": escalation}
     if not (checks["database"]["ok"] and checks["migrations"]["ok"]):
         status = "unavailable"
-    elif not ray["ok"]:
+    elif not (ray["ok"] and escalation["ok"]):
         status = "degraded"
     else:
         status = "ok"
@@ -76,3 +79,21 @@ async def _check_ray(runtime: Runtime) -> dict[str, Any]:
     except Exception as exc:  # timeouts and dead actors alike
         return {"ok": False, "state": ray.state, "error": f"{type(exc).__name__}: {exc}"}
     return {"ok": True, "state": ray.state, "address": runtime.settings.ray_address or "local", **reply}
+
+
+async def _check_escalation(runtime: Runtime) -> dict[str, Any]:
+    """Every escalation host answers; while they start, escalation runs late but nothing is lost."""
+    relay = runtime.relay
+    if relay is None or not relay.hosts:
+        return {"ok": False, "state": "starting", "error": "escalation hosts are starting"}
+    try:
+        reports = await asyncio.wait_for(asyncio.gather(*(h.ping.remote() for h in relay.hosts)), 2.0)
+    except Exception as exc:  # a host restarting (it rebuilds itself from the database)
+        return {"ok": False, "state": "degraded", "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "ok": True,
+        "hosts": [
+            {k: r[k] for k in ("shard", "actors", "timers", "steps", "errors", "rehydrated")} for r in reports
+        ],
+        "relay_failures": relay.failures,
+    }
