@@ -474,7 +474,7 @@ class _EscalationHost:
             sweep_seconds=None if manual else float(config.get("sweep_seconds", 10.0)),
             grace_seconds=float(config.get("grace_seconds", 5.0)),
             on_call=on_call_via_hosts(config, self.engine),
-            after_step=_wake_dispatchers,
+            after_step=_dispatcher_waker(config),
         )
         self.core.start()
 
@@ -518,17 +518,27 @@ class _EscalationHost:
         return True
 
 
-def _wake_dispatchers(result: StepResult) -> None:
-    if not result.notifications:
-        return
-    try:
-        from actors.dispatcher import wake_dispatchers
-    except ImportError:
-        return
-    try:
-        wake_dispatchers()
-    except Exception:  # the dispatcher polls too; a missed wake-up only costs its poll period
-        log.debug("could not wake the dispatchers", exc_info=True)
+def _dispatcher_waker(config: Mapping[str, Any]) -> Callable[[StepResult], None]:
+    """After a step wrote outbox rows, ask this installation's dispatchers to claim them now."""
+    from sentinel_app.settings import Settings
+
+    settings = Settings(
+        database_url=config["database_url"],
+        dispatchers=int(config.get("dispatchers", 1)),
+        ray_namespace=str(config.get("ray_namespace", "sentinel")),
+    )
+
+    def wake(result: StepResult) -> None:
+        if not result.notifications or not settings.dispatchers:
+            return
+        try:
+            from actors.dispatcher import wake_dispatchers
+
+            wake_dispatchers(settings)
+        except Exception:  # the dispatchers poll too; a missed wake-up only costs their poll period
+            log.debug("could not wake the dispatchers", exc_info=True)
+
+    return wake
 
 
 EscalationHost = _ray_remote(_EscalationHost)

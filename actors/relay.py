@@ -1,4 +1,4 @@
-"""The app process's link to its hosts: creates them, and forwards committed events to them in batches.
+"""The app process's link to its actors: creates the hosts and dispatchers, and forwards events to hosts.
 
 Services never call Ray: they commit, publishing ``escalation.changed`` / ``oncall.changed`` on
 the event bus. This relay, one per app process, turns those events into batched host messages
@@ -39,6 +39,8 @@ def host_configs(
         "sweep_seconds": settings.escalation_sweep_seconds,
         "grace_seconds": settings.escalation_grace_seconds,
         "schedule_shards": settings.schedule_hosts,
+        "dispatchers": settings.dispatchers,
+        "ray_namespace": settings.ray_namespace,
         "manual_clock": manual_clock,
     }
     # SQLite has one writer: more than one escalation host would only contend for its lock.
@@ -58,6 +60,7 @@ class Relay:
         self.escalation_configs, self.schedule_configs = host_configs(settings, manual_clock=manual_clock)
         self.hosts: list[Any] = []
         self.schedule_hosts: list[Any] = []
+        self.dispatchers: list[Any] = []
         self.delivered = 0
         self.failures = 0
 
@@ -66,10 +69,14 @@ class Relay:
         """How many escalation hosts there are."""
         return len(self.escalation_configs)
 
-    def ensure_hosts(self) -> None:
-        """Create (or find) every host; blocking, call from a thread."""
+    def ensure_hosts(self, *, dispatchers: bool = True) -> None:
+        """Create (or find) every host and the dispatcher pool; blocking, call from a thread."""
         self.hosts = [get_host(c) for c in self.escalation_configs]
         self.schedule_hosts = [get_schedule_host(c) for c in self.schedule_configs]
+        if dispatchers and self.settings.dispatchers:
+            from actors.dispatcher import start_dispatchers
+
+            self.dispatchers = start_dispatchers(self.settings)
 
     async def deliver(self, events: list[bus.Event]) -> None:
         """Send one batch of events to the hosts they concern."""
@@ -110,7 +117,8 @@ class Relay:
         await asyncio.to_thread(self.ensure_hosts)
         tasks = []
         if self.settings.effective_database_url.startswith("sqlite"):
-            tasks = [asyncio.create_task(self._collect(h)) for h in [*self.hosts, *self.schedule_hosts]]
+            actors = [*self.hosts, *self.schedule_hosts, *self.dispatchers]
+            tasks = [asyncio.create_task(self._collect(h)) for h in actors]
         try:
             async with bus.subscribe({CHANGED, "oncall.changed"}, maxsize=50_000) as sub:
                 async for first in sub:

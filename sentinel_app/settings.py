@@ -42,6 +42,19 @@ class Settings(BaseSettings):
     ray_num_cpus: int = Field(
         default=0, ge=0, description="CPUs given to a local Ray runtime; 0 means all cores."
     )
+    escalation_hosts: int = Field(
+        default=0, ge=0, le=64, description="Escalation host actors (shards); 0 means one per CPU core."
+    )
+    schedule_hosts: int = Field(default=1, ge=1, le=16, description="Schedule host actors (shards).")
+    escalation_sweep_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="How often each host sweeps for due escalations no timer ran."
+    )
+    escalation_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description="How late a due escalation must be before the sweeper takes it.",
+    )
     public_url: str = Field(
         default="",
         description="URL people and senders use to reach this server; default http://localhost:PORT.",
@@ -85,6 +98,27 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr = SecretStr("")
     slack_signing_secret: SecretStr = SecretStr("")
 
+    # Outbox dispatchers (Ray actors that send notifications)
+    dispatchers: int = Field(
+        default=1, ge=0, le=64, description="Dispatcher actors sending the outbox; 0 starts none."
+    )
+    dispatch_concurrency: int = Field(
+        default=32, ge=1, le=1000, description="Sends in flight per dispatcher."
+    )
+    dispatch_lease_seconds: float = Field(
+        default=60.0,
+        ge=15.0,
+        description="How long a claimed outbox row belongs to one dispatcher before another may retry it.",
+    )
+    # Sends per second across all dispatchers, per provider; 0 means unlimited.
+    dispatch_rate_apns: float = Field(default=1000.0, ge=0)
+    dispatch_rate_fcm: float = Field(default=1000.0, ge=0)
+    dispatch_rate_sms: float = Field(default=10.0, ge=0)
+    dispatch_rate_voice: float = Field(default=1.0, ge=0)
+    dispatch_rate_email: float = Field(default=20.0, ge=0)
+    dispatch_rate_slack: float = Field(default=5.0, ge=0)
+    dispatch_rate_webhook: float = Field(default=100.0, ge=0)
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -96,6 +130,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalize_database_url(self.database_url)
         return f"sqlite:///{(self.data_dir / 'sentinel.db').resolve()}"
+
+    @property
+    def escalation_shards(self) -> int:
+        """How many escalation hosts run (the configured number, else one per core)."""
+        return self.escalation_hosts or os.cpu_count() or 1
 
     @property
     def base_url(self) -> str:

@@ -54,7 +54,7 @@ async def test_ready_when_database_migrated_and_ray_answers(
     assert starting["status"] == "degraded" and starting["checks"]["escalation"]["state"] == "starting"
     url = engine.url.render_as_string(hide_password=False)
     runtime.relay = Relay(Settings(database_url=url, escalation_hosts=1))
-    runtime.relay.ensure_hosts()
+    runtime.relay.ensure_hosts(dispatchers=False)
     try:
         for host in runtime.relay.hosts:
             await host.wait_ready.remote()

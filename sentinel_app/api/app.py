@@ -12,10 +12,14 @@ from sentinel_app.api import (
     alerts,
     directory,
     errors,
+    escalation_policies,
     health,
+    inbound,
     integrations,
     keys,
     metrics,
+    outgoing_webhooks,
+    people,
     schedules,
     webhooks,
 )
@@ -48,11 +52,15 @@ def create_api(*, engine: sa.Engine | None = None, max_body_bytes: int | None = 
         health.router,
         metrics.router,
         webhooks.router,
+        inbound.router,
         alerts.router,
         directory.router,
         integrations.router,
         keys.router,
         schedules.router,
+        escalation_policies.router,
+        people.router,
+        outgoing_webhooks.router,
     ):
         api.include_router(router)
     api.add_middleware(BodyLimit, limit=api.state.max_body_bytes)

@@ -170,6 +170,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             escalation_sweep_seconds=10,
             escalation_grace_seconds=5,
             log_level="WARNING",
+            dispatchers=0,  # outbox delivery is measured by bench_outbox
         )
         event_bus = bus.create_bus(url)
         bus.set_bus(event_bus)
