@@ -19,7 +19,7 @@ from sentinel_app.domain.routing import first_match
 from sentinel_app.ingest.normalized import NormalizedAlert
 from sentinel_app.models import Alert, AlertEvent, AlertEventKind, AlertStatus, Integration, IntegrationRoute
 from sentinel_app.models.alerts import OPEN_WITH_INTEGRATION, OPEN_WITHOUT_INTEGRATION
-from sentinel_app.services import escalations
+from sentinel_app.services import escalations, outbox
 from sentinel_app.services.actor import Actor
 from sentinel_app.services.errors import Conflict, NotFound
 from sentinel_app.services.integrations import routes_of
@@ -167,6 +167,10 @@ def _upsert_firing_many(
         if result is not None and result.alert_id is not None and result.action is IngestAction.CREATE
     ]
     if created:
+        fired = session.exec(
+            select(Alert).where(col(Alert.id).in_([alert_id for alert_id, _ in created]))
+        ).all()
+        outbox.on_alerts_changed(session, changes=[(alert, "fired") for alert in fired], now=now)
         # The first escalation state commits with the alert (ARCHITECTURE.md, durable escalation, 1).
         escalations.start_escalations(
             session,
@@ -311,6 +315,13 @@ def transition(
     return alert
 
 
+# Changes the integration's Slack message and the team's outgoing webhooks hear about.
+_ANNOUNCED = {
+    Transition.ACKNOWLEDGE: "acknowledged",
+    Transition.UNACKNOWLEDGE: "unacknowledged",
+    Transition.RESOLVE: "resolved",
+}
+
 _EVENT_OF = {
     Transition.ACKNOWLEDGE: AlertEventKind.ACKNOWLEDGED,
     Transition.UNACKNOWLEDGE: AlertEventKind.UNACKNOWLEDGED,
@@ -357,6 +368,8 @@ def _apply(
     escalations.on_transition(
         session, alert=alert, change=change, now=now, silenced_until_before=silenced_before
     )
+    if change in _ANNOUNCED:
+        outbox.on_alerts_changed(session, changes=[(alert, _ANNOUNCED[change])], now=now)
     _publish(
         session, "alert.updated", alert.id, alert.team_id, alert.status, alert.severity, change=change.value
     )

@@ -40,7 +40,7 @@ from sentinel_app.models import (
     TeamMembership,
     User,
 )
-from sentinel_app.services import notification_rules
+from sentinel_app.services import notification_rules, outbox
 from sentinel_app.services.actor import Actor
 from sentinel_app.services.contacts import usable_contact_methods
 from sentinel_app.services.devices import active_devices
@@ -153,6 +153,8 @@ def run_step(
         _reescalate(session, alert, snapshot.reescalate_after_ack_minutes or 0, now)
     if decision.ran is not None:
         _run_actions(session, alert, decision, now, on_call or db_on_call(session), result)
+        if result.paged_user_ids:
+            outbox.on_alerts_changed(session, changes=[(alert, "escalated")], now=now)
     if decision.finished and alert.status == AlertStatus.FIRING:
         _timeline(session, alert, "Escalation finished: every step ran and nobody acknowledged.", now)
     bus.publish_many(session, [change_event(row, event_kind, origin="host")])
@@ -240,6 +242,7 @@ def _reescalate(session: Session, alert: Alert, minutes: int, now: dt.datetime) 
         kind=AlertEventKind.UNACKNOWLEDGED,
     )
     _publish_alert(session, alert, Transition.UNACKNOWLEDGE.value)
+    outbox.on_alerts_changed(session, changes=[(alert, "unacknowledged")], now=now)
 
 
 # --- actions ----------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from sentinel_app.models import (
     TeamMembership,
     User,
 )
+from sentinel_app.services import outbox
 from sentinel_app.services.actor import Actor
 from sentinel_app.services.errors import Conflict, NotFound, ValidationFailed
 from sentinel_app.services.escalation_policies import load_snapshots
@@ -304,6 +305,7 @@ def escalate_now(session: Session, *, alert_id: int, actor: Actor, now: dt.datet
         },
         key=f"alert:{alert_id}",
     )
+    outbox.on_alerts_changed(session, changes=[(alert, "escalated")], now=now)
     return row
 
 
