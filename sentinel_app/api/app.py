@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sentinel_app import __version__
 from sentinel_app.api import (
     alerts,
+    channels,
     directory,
     errors,
     escalation_policies,
@@ -61,6 +62,7 @@ def create_api(*, engine: sa.Engine | None = None, max_body_bytes: int | None = 
         escalation_policies.router,
         people.router,
         outgoing_webhooks.router,
+        channels.router,
     ):
         api.include_router(router)
     api.add_middleware(BodyLimit, limit=api.state.max_body_bytes)

@@ -77,3 +77,14 @@ async def test_reassign_records_the_new_owner(world: World) -> None:
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "user_id"
     missing = await world.client.post(f"{url}/assign", json={}, headers=hdr)
     assert missing.status_code == 422 and missing.json()["error"]["field"] == "user_id"
+
+
+async def test_channels_without_credentials_say_what_they_need(world: World) -> None:
+    reply = await world.client.get("/api/v1/notification-channels", headers=world.auth(world.viewer_key))
+    assert reply.status_code == 200
+    states = {s["channel"]: s for s in reply.json()}
+    assert set(states) == {"apns", "fcm", "sms", "voice", "email", "slack", "webhook"}
+    assert states["webhook"]["enabled"]
+    if not states["sms"]["enabled"]:
+        assert "SENTINEL_TWILIO_ACCOUNT_SID" in states["sms"]["notice"]
+    assert (await world.client.get("/api/v1/notification-channels")).status_code == 401
