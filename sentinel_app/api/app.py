@@ -14,6 +14,7 @@ from sentinel_app.api import (
     directory,
     errors,
     escalation_policies,
+    graphql_app,
     health,
     inbound,
     integrations,
@@ -65,5 +66,6 @@ def create_api(*, engine: sa.Engine | None = None, max_body_bytes: int | None = 
         channels.router,
     ):
         api.include_router(router)
+    graphql_app.mount(api)
     api.add_middleware(BodyLimit, limit=api.state.max_body_bytes)
     return api
