@@ -9,6 +9,7 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken
 
 _hasher = PasswordHasher()
 
@@ -54,3 +55,27 @@ def token_prefix(token: str) -> str:
 def tokens_equal(a: str, b: str) -> bool:
     """Constant-time comparison of two secrets."""
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _fernet(secret_key: str) -> Fernet:
+    digest = hashlib.sha256(secret_key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def encrypt_secret(plain: str, *, secret_key: str | None = None) -> str:
+    """Encrypt a secret that must be recoverable (HMAC keys), with a key derived from the server key."""
+    return _fernet(secret_key or _server_key()).encrypt(plain.encode()).decode()
+
+
+def decrypt_secret(token: str, *, what: str, secret_key: str | None = None) -> str:
+    """Decrypt what `encrypt_secret` produced; a clear error names `what` when the server key changed."""
+    try:
+        return _fernet(secret_key or _server_key()).decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise RuntimeError(f"{what} cannot be decrypted: was SENTINEL_SECRET_KEY changed?") from None
+
+
+def _server_key() -> str:
+    from sentinel_app.settings import get_settings
+
+    return get_settings().resolved_secret_key()

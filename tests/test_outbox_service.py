@@ -30,8 +30,8 @@ from sentinel_app.models import (
 )
 from sentinel_app.notify.base import ChannelKind, DeliveryResult, OutgoingMessage
 from sentinel_app.notify.links import ActionLinks, LinkIntent
+from sentinel_app.security import encrypt_secret
 from sentinel_app.services import outbox
-from sentinel_app.services.integrations import _fernet
 from sentinel_app.services.outbox import Admission, Composer
 from tests import factories
 
@@ -739,7 +739,7 @@ def _hook(
         url=f"{HOOK_URL}/{name}",
         events=events,
         enabled=enabled,
-        secret_encrypted=_fernet().encrypt(secret.encode()).decode() if secret else None,
+        secret_encrypted=encrypt_secret(secret) if secret else None,
     )
     session.add(hook)
     session.commit()

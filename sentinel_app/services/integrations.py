@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.fernet import Fernet, InvalidToken
 from sqlmodel import Session, col, select
 
 from sentinel_app.domain.routing import MatcherError, validate_matchers
 from sentinel_app.models import Integration, IntegrationKind, IntegrationRoute
 from sentinel_app.models.base import require_id
-from sentinel_app.security import hash_token, new_token, token_prefix
+from sentinel_app.security import decrypt_secret, encrypt_secret, hash_token, new_token, token_prefix
 from sentinel_app.services import audit
 from sentinel_app.services.errors import ValidationFailed
-from sentinel_app.settings import get_settings
 
 # Grafana OnCall's path names, so a migrating team only changes the host name.
 ONCALL_PATHS = {
@@ -89,28 +85,18 @@ def create_integration(
     return integration, secret
 
 
-def _fernet() -> Fernet:
-    # The HMAC key must be recoverable to verify signatures, so it is encrypted, not hashed.
-    digest = hashlib.sha256(get_settings().resolved_secret_key().encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
-
-
 def set_signing_secret(integration: Integration, secret: str | None) -> None:
     """Require (or, with None, stop requiring) an HMAC-SHA256 signature on this integration's requests."""
     forget_cached()
-    integration.signing_secret_encrypted = _fernet().encrypt(secret.encode()).decode() if secret else None
+    # The HMAC key must be recoverable to verify signatures, so it is encrypted, not hashed.
+    integration.signing_secret_encrypted = encrypt_secret(secret) if secret else None
 
 
 def signing_secret(integration: Integration) -> str | None:
     """The integration's HMAC key, or None when signatures are not required."""
     if not integration.signing_secret_encrypted:
         return None
-    try:
-        return _fernet().decrypt(integration.signing_secret_encrypted.encode()).decode()
-    except InvalidToken:
-        raise RuntimeError(
-            "integration signing secret cannot be decrypted: was SENTINEL_SECRET_KEY changed?"
-        ) from None
+    return decrypt_secret(integration.signing_secret_encrypted, what="integration signing secret")
 
 
 def update_integration(

@@ -12,17 +12,15 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.fernet import InvalidToken
 from sqlmodel import Session, col, select
 
 from sentinel_app.models import OutgoingWebhook
-from sentinel_app.security import new_token
-from sentinel_app.services import audit
-from sentinel_app.services.errors import Conflict, ValidationFailed
 
 # The integrations service owns the Fernet key derived from the server secret; one derivation
 # for every recoverable secret keeps key rotation a single concern.
-from sentinel_app.services.integrations import _fernet
+from sentinel_app.security import decrypt_secret, encrypt_secret, new_token
+from sentinel_app.services import audit
+from sentinel_app.services.errors import Conflict, ValidationFailed
 
 EVENTS = ("fired", "acknowledged", "resolved", "escalated")
 MAX_URL_LENGTH = 2000
@@ -95,7 +93,7 @@ def _check_name_free(session: Session, *, team_id: int, name: str, hook_id: int 
 
 
 def _encrypt(secret: str) -> str:
-    return _fernet().encrypt(secret.encode()).decode()
+    return encrypt_secret(secret)
 
 
 def list_webhooks(session: Session, *, team_ids: Collection[int] | None) -> list[OutgoingWebhook]:
@@ -230,9 +228,4 @@ def secret_of(hook: OutgoingWebhook) -> str:
     """The webhook's HMAC signing secret in clear text (for the dispatcher only)."""
     if not hook.secret_encrypted:
         raise RuntimeError(f"outgoing webhook {hook.id} has no signing secret; rotate it")
-    try:
-        return _fernet().decrypt(hook.secret_encrypted.encode()).decode()
-    except InvalidToken:
-        raise RuntimeError(
-            "outgoing webhook secret cannot be decrypted: was SENTINEL_SECRET_KEY changed?"
-        ) from None
+    return decrypt_secret(hook.secret_encrypted, what="outgoing webhook secret")
