@@ -91,8 +91,8 @@ class Relay:
             elif event.kind == "oncall.changed" and event.data.get("reason") != "handoff":
                 schedule_id = int(event.data["schedule_id"])
                 schedules[schedule_id % max(1, len(self.schedule_hosts))].add(schedule_id)
-            elif event.kind == bus.OVERFLOW:
-                sweep = True  # events were dropped: let every host look at the database now
+            elif event.kind in (bus.OVERFLOW, bus.RECONNECTED):
+                sweep = True  # events were dropped or missed: let every host look at the database now
         calls = [self.hosts[shard].deliver.remote(msgs) for shard, msgs in by_shard.items()]
         calls += [
             self.schedule_hosts[shard].invalidate.remote(sorted(ids)) for shard, ids in schedules.items()
