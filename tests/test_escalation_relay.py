@@ -50,12 +50,10 @@ async def test_a_committed_alert_is_paged_through_the_relay(
                 await asyncio.sleep(0.1)
             # The hosts' own events (here: "escalated") reach this process's bus, on SQLite too.
             seen = await asyncio.wait_for(updates.__anext__(), 10)
-        assert sorted(a for (a,) in [(r[3].split(":")[1],) for r in outbox(engine)]) == sorted(
-            f"a{a}" for a in alert_ids for _ in range(2)
-        )
+        keys = sorted(row[3].split(":")[1] for row in outbox(engine))  # "a<alert id>" of each row
+        assert keys == sorted(f"a{a}" for a in alert_ids for _ in range(2))
         assert seen.data["id"] in alert_ids
         assert relay.failures == 0 and relay.delivered >= 1
-        assert len({alert % 2 for alert in alert_ids}) == 2  # both shards had work
     finally:
         task.cancel()
         for host in [*relay.hosts, *relay.schedule_hosts]:
