@@ -1035,7 +1035,7 @@ def dry_run(
         if isinstance(action, plan.NOTIFY_ACTIONS) and not people:
             warnings.append(
                 _warning(
-                    "nobody", f"step {entry.step_index} would page nobody at {entry.at.isoformat()}", entry
+                    "nobody", f"step {entry.step_index + 1} would page nobody at {entry.at.isoformat()}", entry
                 )
             )
         items.append(
