@@ -19,7 +19,7 @@ from sentinel_app.domain.routing import first_match
 from sentinel_app.ingest.normalized import NormalizedAlert
 from sentinel_app.models import Alert, AlertEvent, AlertEventKind, AlertStatus, Integration, IntegrationRoute
 from sentinel_app.models.alerts import OPEN_WITH_INTEGRATION, OPEN_WITHOUT_INTEGRATION
-from sentinel_app.services import escalations, outbox
+from sentinel_app.services import alert_events, escalations, outbox
 from sentinel_app.services.actor import Actor
 from sentinel_app.services.errors import Conflict, NotFound
 from sentinel_app.services.integrations import routes_of
@@ -68,17 +68,6 @@ def _event(
             payload=payload or {},
             created_at=at,
         )
-    )
-
-
-def _publish(
-    session: Session, kind: str, alert_id: int, team_id: int, status: str, severity: str, **extra: Any
-) -> None:
-    bus.publish(
-        session,
-        kind,
-        {"id": alert_id, "team_id": team_id, "status": status, "severity": severity, **extra},
-        key=f"alert:{alert_id}",
     )
 
 
@@ -370,9 +359,7 @@ def _apply(
     )
     if change in _ANNOUNCED:
         outbox.on_alerts_changed(session, changes=[(alert, _ANNOUNCED[change])], now=now)
-    _publish(
-        session, "alert.updated", alert.id, alert.team_id, alert.status, alert.severity, change=change.value
-    )
+    alert_events.publish_updated(session, alert, change.value)
 
 
 def add_note(session: Session, *, alert_id: int, actor: Actor, note: str, now: dt.datetime) -> AlertEvent:
@@ -389,7 +376,7 @@ def add_note(session: Session, *, alert_id: int, actor: Actor, note: str, now: d
         created_at=now,
     )
     session.add(event)
-    _publish(session, "alert.updated", alert.id, alert.team_id, alert.status, alert.severity, change="note")
+    alert_events.publish_updated(session, alert, "note")
     return event
 
 
@@ -412,15 +399,7 @@ def expire_silences(session: Session, *, now: dt.datetime, limit: int = 500) -> 
         alert.silenced_until, alert.updated_at = None, now
         session.add(alert)
         _event(session, alert.id, AlertEventKind.UNSILENCED, system, at=now)
-        _publish(
-            session,
-            "alert.updated",
-            alert.id,
-            alert.team_id,
-            alert.status,
-            alert.severity,
-            change="unsilence",
-        )
+        alert_events.publish_updated(session, alert, "unsilence")
         lifted.append(alert.id)
     return lifted
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlmodel import Session, SQLModel
 
 from sentinel_app.models import AuditEntry
+from sentinel_app.services.actor import Actor
 
 # Never copied into the audit log, whatever the entity.
 _SECRET_FIELDS = {
@@ -57,3 +58,28 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def record_by(
+    session: Session,
+    actor: Actor,
+    *,
+    action: str,
+    entity_type: str,
+    entity_id: object,
+    team_id: int | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Add an audit entry for a change made by `actor` (its user and API key)."""
+    return record(
+        session,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        team_id=team_id,
+        before=before,
+        after=after,
+        actor_user_id=actor.user_id,
+        actor_api_key_id=actor.api_key_id,
+    )

@@ -63,7 +63,7 @@ def rotate_schedule_token(
     schedule.ical_token_hash = hash_token(token)
     session.add(schedule)
     session.flush()
-    service.record_audit(
+    audit.record_by(
         session,
         actor,
         action="schedule.rotate_calendar_token",

@@ -158,30 +158,6 @@ def lock_policy(session: Session, policy: EscalationPolicy) -> None:
 # --- audit and events ------------------------------------------------------------------------
 
 
-def _record(
-    session: Session,
-    actor: Actor,
-    *,
-    action: str,
-    entity_type: str,
-    entity_id: object,
-    team_id: int,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    audit.record(
-        session,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        team_id=team_id,
-        before=before,
-        after=after,
-        actor_user_id=actor.user_id,
-        actor_api_key_id=actor.api_key_id,
-    )
-
-
 def publish_changed(session: Session, *, policy_id: int, team_id: int, action: str) -> None:
     """Tell live views that a policy changed (delivered only on commit)."""
     bus.publish(
@@ -528,7 +504,7 @@ def create_policy(
     session.flush()
     policy_id = require_id(policy)
     rows = _write_steps(session, policy_id=policy_id, current=[], planned=planned, snapshot=snapshot)
-    _record(
+    audit.record_by(
         session,
         actor,
         action="escalation_policy.create",
@@ -604,7 +580,7 @@ def update_policy(
         rows = _write_steps(session, policy_id=policy_id, current=current, planned=planned, snapshot=snapshot)
     after = _policy_audit(policy, rows)
     if before != after:
-        _record(
+        audit.record_by(
             session,
             actor,
             action="escalation_policy.update",
@@ -683,7 +659,7 @@ def delete_policy(
     before = _policy_audit(policy, current)
     if usage:
         before["used_by"] = usage.as_json()
-    _record(
+    audit.record_by(
         session,
         actor,
         action="escalation_policy.delete",
@@ -741,7 +717,7 @@ def add_step(
     snapshot = _validate(session, team_id=policy.team_id, values=_values(policy), planned=planned)
     rows = _write_steps(session, policy_id=policy_id, current=current, planned=planned, snapshot=snapshot)
     row = rows[position]
-    _record(
+    audit.record_by(
         session,
         actor,
         action="escalation_step.create",
@@ -775,7 +751,7 @@ def update_step(
     _write_steps(session, policy_id=policy_id, current=current, planned=planned, snapshot=snapshot)
     after = audit.snapshot(step)
     if before != after:
-        _record(
+        audit.record_by(
             session,
             actor,
             action="escalation_step.update",
@@ -797,7 +773,7 @@ def delete_step(
     _index_of(current, step, policy_id)
     planned = [entry for entry in _kept(current) if entry.row is not None and entry.row.id != step.id]
     snapshot = _validate(session, team_id=policy.team_id, values=_values(policy), planned=planned)
-    _record(
+    audit.record_by(
         session,
         actor,
         action="escalation_step.delete",
@@ -832,7 +808,7 @@ def reorder_steps(
     planned = _kept([by_id[i] for i in new_order])
     snapshot = _validate(session, team_id=policy.team_id, values=_values(policy), planned=planned)
     rows = _write_steps(session, policy_id=policy_id, current=current, planned=planned, snapshot=snapshot)
-    _record(
+    audit.record_by(
         session,
         actor,
         action="escalation_policy.reorder",
@@ -1035,7 +1011,9 @@ def dry_run(
         if isinstance(action, plan.NOTIFY_ACTIONS) and not people:
             warnings.append(
                 _warning(
-                    "nobody", f"step {entry.step_index + 1} would page nobody at {entry.at.isoformat()}", entry
+                    "nobody",
+                    f"step {entry.step_index + 1} would page nobody at {entry.at.isoformat()}",
+                    entry,
                 )
             )
         items.append(

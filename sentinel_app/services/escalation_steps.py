@@ -40,7 +40,7 @@ from sentinel_app.models import (
     TeamMembership,
     User,
 )
-from sentinel_app.services import notification_rules, outbox
+from sentinel_app.services import alert_events, notification_rules, outbox
 from sentinel_app.services.actor import Actor
 from sentinel_app.services.contacts import usable_contact_methods
 from sentinel_app.services.devices import active_devices
@@ -214,19 +214,7 @@ def _timeline(
 
 
 def _publish_alert(session: Session, alert: Alert, change: str) -> None:
-    bus.publish(
-        session,
-        "alert.updated",
-        {
-            "id": alert.id,
-            "team_id": alert.team_id,
-            "status": alert.status,
-            "severity": alert.severity,
-            "change": change,
-            "assigned_to_id": alert.assigned_to_id,
-        },
-        key=f"alert:{alert.id}",
-    )
+    alert_events.publish_updated(session, alert, change, assigned_to_id=alert.assigned_to_id)
 
 
 def _reescalate(session: Session, alert: Alert, minutes: int, now: dt.datetime) -> None:

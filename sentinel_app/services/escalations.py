@@ -39,7 +39,7 @@ from sentinel_app.models import (
     TeamMembership,
     User,
 )
-from sentinel_app.services import outbox
+from sentinel_app.services import alert_events, outbox
 from sentinel_app.services.actor import Actor
 from sentinel_app.services.errors import Conflict, NotFound, ValidationFailed
 from sentinel_app.services.escalation_policies import load_snapshots
@@ -293,18 +293,7 @@ def escalate_now(session: Session, *, alert_id: int, actor: Actor, now: dt.datet
             created_at=now,
         )
     )
-    bus.publish(
-        session,
-        "alert.updated",
-        {
-            "id": alert_id,
-            "team_id": alert.team_id,
-            "status": alert.status,
-            "severity": alert.severity,
-            "change": "escalate",
-        },
-        key=f"alert:{alert_id}",
-    )
+    alert_events.publish_updated(session, alert, "escalate")
     outbox.on_alerts_changed(session, changes=[(alert, "escalated")], now=now)
     return row
 
@@ -350,19 +339,7 @@ def set_assignee(
             created_at=now,
         )
     )
-    bus.publish(
-        session,
-        "alert.updated",
-        {
-            "id": alert.id,
-            "team_id": alert.team_id,
-            "status": alert.status,
-            "severity": alert.severity,
-            "change": "assign",
-            "assigned_to_id": user.id,
-        },
-        key=f"alert:{alert.id}",
-    )
+    alert_events.publish_updated(session, alert, "assign", assigned_to_id=user.id)
 
 
 # --- what the hosts read ----------------------------------------------------------------------

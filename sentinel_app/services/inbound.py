@@ -22,7 +22,6 @@ from enum import StrEnum
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from sentinel_app import bus
 from sentinel_app.domain.alert_lifecycle import Transition
 from sentinel_app.models import (
     ActionLinkUse,
@@ -43,8 +42,8 @@ from sentinel_app.models import (
 from sentinel_app.notify.base import InboundIntent, Intent, redact
 from sentinel_app.notify.links import LinkIntent
 from sentinel_app.notify.twilio_sms import DEFAULT_REPLY_CODES, ReplyCodes
+from sentinel_app.services import alert_events, escalations, outbox
 from sentinel_app.services import alerts as alert_service
-from sentinel_app.services import escalations, outbox
 from sentinel_app.services.actor import Actor
 from sentinel_app.services.errors import Conflict, NotFound
 
@@ -468,15 +467,4 @@ def _note_delivered(session: Session, *, row: Notification, now: dt.datetime) ->
             created_at=now,
         )
     )
-    bus.publish(
-        session,
-        "alert.updated",
-        {
-            "id": alert.id,
-            "team_id": alert.team_id,
-            "status": alert.status,
-            "severity": alert.severity,
-            "change": "notified",
-        },
-        key=f"alert:{alert.id}",
-    )
+    alert_events.publish_updated(session, alert, "notified")

@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from sentinel_app import bus
 from sentinel_app.models import (
     Alert,
     AlertEvent,
@@ -47,7 +46,7 @@ from sentinel_app.models import (
 from sentinel_app.models.notifications import Channel
 from sentinel_app.notify.base import DeliveryResult, OutgoingMessage, redact
 from sentinel_app.notify.links import ActionLinks
-from sentinel_app.services import outgoing_webhooks
+from sentinel_app.services import alert_events, outgoing_webhooks
 from sentinel_app.settings import Settings, get_settings
 
 __all__ = [
@@ -749,18 +748,7 @@ def _timeline(session: Session, row: Notification, *, ok: bool, reason: str, now
             created_at=now,
         )
     )
-    bus.publish(
-        session,
-        "alert.updated",
-        {
-            "id": alert_id,
-            "team_id": alert.team_id,
-            "status": alert.status,
-            "severity": alert.severity,
-            "change": "notified" if ok else "notification_failed",
-        },
-        key=f"alert:{alert_id}",
-    )
+    alert_events.publish_updated(session, alert, "notified" if ok else "notification_failed")
 
 
 def mark_delivery_status(

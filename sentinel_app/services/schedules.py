@@ -380,31 +380,6 @@ def publish_changed(session: Session, schedule: Schedule) -> None:
     )
 
 
-def record_audit(
-    session: Session,
-    actor: Actor,
-    *,
-    action: str,
-    entity_type: str,
-    entity_id: object,
-    team_id: int,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    """Add an audit entry for a schedule change made by `actor`."""
-    audit.record(
-        session,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        team_id=team_id,
-        before=before,
-        after=after,
-        actor_user_id=actor.user_id,
-        actor_api_key_id=actor.api_key_id,
-    )
-
-
 # --- schedules -------------------------------------------------------------------------------
 
 
@@ -431,7 +406,7 @@ def create_schedule(
     schedule = Schedule(team_id=team_id, name=name, timezone=timezone, description=description)
     session.add(schedule)
     session.flush()
-    record_audit(
+    audit.record_by(
         session,
         actor,
         action="schedule.create",
@@ -471,7 +446,7 @@ def update_schedule(
         setattr(schedule, key, value)
     session.add(schedule)
     session.flush()
-    record_audit(
+    audit.record_by(
         session,
         actor,
         action="schedule.update",
@@ -504,7 +479,7 @@ def delete_schedule(session: Session, *, schedule: Schedule, actor: Actor = SYST
             f"schedule {schedule_id} is a target of escalation policies {using}; remove it there first",
             field="schedule_id",
         )
-    record_audit(
+    audit.record_by(
         session,
         actor,
         action="schedule.delete",
@@ -683,7 +658,7 @@ def create_layer(
     if _layer_named(session, require_id(schedule), values["name"]) is not None:
         raise Conflict(f"schedule {schedule.id} already has a layer named {values['name']!r}", field="name")
     row = _write_layer(session, schedule=schedule, row=None, values=values, participants=participants)
-    record_audit(
+    audit.record_by(
         session,
         actor,
         action="layer.create",
@@ -725,7 +700,7 @@ def update_layer(
     _write_layer(
         session, schedule=schedule, row=layer, values=values, participants=participants, current=current
     )
-    record_audit(
+    audit.record_by(
         session,
         actor,
         action="layer.update",
@@ -745,7 +720,7 @@ def delete_layer(
     """Remove a layer and its participants."""
     layer_id = require_id(layer)
     current = participants_of(session, layer_ids=[layer_id])[layer_id]
-    record_audit(
+    audit.record_by(
         session,
         actor,
         action="layer.delete",
@@ -838,7 +813,7 @@ def audit_override(
 ) -> None:
     """Record an override's creation or deletion."""
     snapshot = audit.snapshot(row)
-    record_audit(
+    audit.record_by(
         session,
         actor,
         action=action,
@@ -1302,7 +1277,7 @@ def _import_schedule(
     status = "unchanged"
     if changed:
         status = "updated" if before else "created"
-        record_audit(
+        audit.record_by(
             session,
             actor,
             action="schedule.import",
