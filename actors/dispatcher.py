@@ -40,8 +40,8 @@ import ray
 import sqlalchemy as sa
 from pydantic import SecretStr
 
+from actors.host_bus import EventSource, install_actor_bus
 from actors.naming import versioned
-from sentinel_app import bus
 from sentinel_app.db import create_db_engine, session_scope, utcnow
 from sentinel_app.notify.base import DeliveryResult, classify_exception
 from sentinel_app.notify.registry import ChannelRegistry, build_registry
@@ -481,7 +481,7 @@ def _fingerprint(env: Mapping[str, str]) -> str:
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class Dispatcher:
+class Dispatcher(EventSource):
     """One dispatcher of the pool: a `DispatcherCore` in this actor's event loop.
 
     Settings arrive as SENTINEL_* variables and are applied to this worker process, so every
@@ -490,14 +490,11 @@ class Dispatcher:
     """
 
     def __init__(self, index: int, env: dict[str, str]) -> None:
-        from actors.escalation_host import CollectingBus
-
         os.environ.update(env)
         get_settings.cache_clear()
         settings = get_settings()
         # With SQLite the embedded bus does not cross processes: the app's relay collects events.
-        self.collector = CollectingBus() if settings.effective_database_url.startswith("sqlite") else None
-        bus.set_bus(self.collector.bus if self.collector is not None else None)
+        self.collector = install_actor_bus(settings.effective_database_url)
         logging.basicConfig(level=settings.log_level)
         self.index = index
         self.fingerprint = _fingerprint(env)
@@ -545,13 +542,6 @@ class Dispatcher:
             "running": self.core.running,
             "stats": dict(self.core.stats),
         }
-
-    async def drain_events(self, timeout: float = 1.0) -> list[dict[str, Any]]:
-        """Committed bus events of this dispatcher (SQLite mode); empty on PostgreSQL."""
-        if self.collector is None:
-            await asyncio.sleep(timeout)
-            return []
-        return await self.collector.drain(timeout)
 
     async def stop(self) -> None:
         """Stop claiming, finish and record in-flight sends, close provider clients."""

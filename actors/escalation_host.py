@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from actors.clock import Clock, LoopTimers, ManualClock, SystemClock, Timers
+from actors.host_bus import EventSource, install_actor_bus
 from sentinel_app.db import session_scope
 from sentinel_app.services import escalations
 from sentinel_app.services.escalation_steps import OnCallLookup, StepResult, run_step
@@ -402,65 +403,21 @@ def install_name(database_url: str) -> str:
 # --- the Ray actor ------------------------------------------------------------------------------
 
 
-class CollectingBus:
-    """Holds a host's committed events until the app process collects them (embedded SQLite mode).
-
-    With SQLite there is no cross-process bus: the app's relay long-polls `drain_events` and
-    republishes what it gets on its own in-process bus.
-    """
-
-    def __init__(self) -> None:
-        from sentinel_app import bus
-
-        class _Bus(bus.Bus):
-            def _fanout(inner, event: bus.Event) -> None:
-                self._events.append(event)
-                loop = self._loop
-                if loop is not None:
-                    loop.call_soon_threadsafe(self._ready.set)
-
-        self._events: deque[Any] = deque(maxlen=100_000)
-        self._ready = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.bus = _Bus()
-
-    async def drain(self, timeout: float) -> list[dict[str, Any]]:
-        """Events committed since the last call, waiting up to `timeout` seconds for the first."""
-        self._loop = asyncio.get_running_loop()
-        if not self._events:
-            self._ready.clear()
-            try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
-            except TimeoutError:
-                return []
-        taken = []
-        while self._events:
-            event = self._events.popleft()
-            taken.append({"kind": event.kind, "data": event.data, "key": event.key})
-        return taken
-
-
 def _ray_remote(cls: type) -> Any:
     import ray
 
     return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(cls)
 
 
-class _EscalationHost:
+class _EscalationHost(EventSource):
     """A Ray actor holding the AlertEscalation actors of one shard (see the module docstring)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from sentinel_app import bus
         from sentinel_app.db import create_db_engine
 
         logging.basicConfig(level=config.get("log_level", "INFO"))
         url = config["database_url"]
-        self.collector: CollectingBus | None = None
-        if url.startswith("sqlite"):
-            self.collector = CollectingBus()
-            bus.set_bus(self.collector.bus)
-        else:
-            bus.set_bus(bus.create_bus(url))
+        self.collector = install_actor_bus(url)
         self.engine = create_db_engine(url)
         manual = config.get("manual_clock")
         clock: Clock = ManualClock(dt.datetime.fromisoformat(manual)) if manual else SystemClock()
@@ -504,13 +461,6 @@ class _EscalationHost:
         """(Manual clock only) fast-forward to `instant`, running every timer due on the way."""
         await self.core.advance_to(dt.datetime.fromisoformat(instant))
         return self.core.report()
-
-    async def drain_events(self, timeout: float = 1.0) -> list[dict[str, Any]]:
-        """Committed bus events of this host (SQLite mode); empty on PostgreSQL."""
-        if self.collector is None:
-            await asyncio.sleep(timeout)
-            return []
-        return await self.collector.drain(timeout)
 
     async def reset_lateness(self) -> bool:
         """Forget timer lateness samples."""

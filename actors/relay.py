@@ -85,8 +85,6 @@ class Relay:
         sweep = False
         for event in events:
             if event.kind == CHANGED:
-                if event.data.get("origin") == "host":
-                    continue  # a host's own step: the host that ran it has already re-armed its timer
                 by_shard[shard_of(int(event.data["alert_id"]), self.shard_count)].append(event.data)
             elif event.kind == "oncall.changed" and event.data.get("reason") != "handoff":
                 schedule_id = int(event.data["schedule_id"])
@@ -146,5 +144,4 @@ class Relay:
                 await asyncio.sleep(1.0)
                 continue
             for event in events:
-                if event["kind"] != CHANGED:  # the hosts already know their own changes
-                    await bus.publish_now(event["kind"], event["data"], event["key"])
+                await bus.publish_now(event["kind"], event["data"], event["key"])

@@ -23,8 +23,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from actors.clock import Clock, LoopTimers, ManualClock, SystemClock, Timers
+from actors.host_bus import EventSource, install_actor_bus
 from sentinel_app import bus
-from sentinel_app.db import session_scope
+from sentinel_app.db import create_db_engine, session_scope
 from sentinel_app.domain import schedule as engine_mod
 from sentinel_app.models import Notification, NotificationStatus, PushDevice, Schedule, User
 from sentinel_app.notify.base import ChannelKind, OutgoingMessage
@@ -289,20 +290,12 @@ def _write_shift_notices(
 # --- the Ray actor ------------------------------------------------------------------------------
 
 
-class _ScheduleHost:
+class _ScheduleHost(EventSource):
     """A Ray actor holding the ScheduleActors of one shard."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from actors.escalation_host import CollectingBus
-        from sentinel_app.db import create_db_engine
-
         url = config["database_url"]
-        self.collector: CollectingBus | None = None
-        if url.startswith("sqlite"):
-            self.collector = CollectingBus()
-            bus.set_bus(self.collector.bus)
-        else:
-            bus.set_bus(bus.create_bus(url))
+        self.collector = install_actor_bus(url)
         self.engine = create_db_engine(url)
         manual = config.get("manual_clock")
         clock: Clock = ManualClock(dt.datetime.fromisoformat(manual)) if manual else SystemClock()
@@ -329,13 +322,6 @@ class _ScheduleHost:
         """What this host holds."""
         await self._started
         return self.core.report()
-
-    async def drain_events(self, timeout: float = 1.0) -> list[dict[str, Any]]:
-        """Committed bus events of this host (SQLite mode); empty on PostgreSQL."""
-        if self.collector is None:
-            await asyncio.sleep(timeout)
-            return []
-        return await self.collector.drain(timeout)
 
     async def advance_to(self, instant: str) -> dict[str, Any]:
         """(Manual clock only) fast-forward, firing hand-offs on the way."""

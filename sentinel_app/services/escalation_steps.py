@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from sentinel_app import bus
 from sentinel_app.domain import escalation_plan as plan
 from sentinel_app.domain.alert_lifecycle import Transition
 from sentinel_app.domain.notification_plan import expand_rules, idempotency_key
@@ -44,7 +43,7 @@ from sentinel_app.services import alert_events, notification_rules, outbox
 from sentinel_app.services.actor import Actor
 from sentinel_app.services.contacts import usable_contact_methods
 from sentinel_app.services.devices import active_devices
-from sentinel_app.services.escalations import change_event, position_of, snapshot_of
+from sentinel_app.services.escalations import position_of, snapshot_of
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +156,8 @@ def run_step(
             outbox.on_alerts_changed(session, changes=[(alert, "escalated")], now=now)
     if decision.finished and alert.status == AlertStatus.FIRING:
         _timeline(session, alert, "Escalation finished: every step ran and nobody acknowledged.", now)
-    bus.publish_many(session, [change_event(row, event_kind, origin="host")])
+    # No escalation.changed here: the host that ran the step re-arms its own timer, and any
+    # other host set finds the new version when its timer or sweeper looks (claims are CAS).
     return result
 
 

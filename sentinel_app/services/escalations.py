@@ -65,12 +65,11 @@ def snapshot_of(row: Escalation) -> PolicySnapshot:
     return snapshot_from_json(row.policy_snapshot, validate=False)
 
 
-def change_event(row: Escalation, kind: str, *, origin: str = "app") -> tuple[str, dict[str, Any], str]:
-    """The bus event telling the hosts about a row's new due time (`origin` "host": a host ran a step)."""
+def change_event(row: Escalation, kind: str) -> tuple[str, dict[str, Any], str]:
+    """The bus event telling the hosts about a row's new due time."""
     return (
         CHANGED,
         {
-            "origin": origin,
             "id": row.id,
             "alert_id": row.alert_id,
             "kind": kind,
