@@ -57,7 +57,7 @@ def _who(engine: sa.Engine, crew_users: dict[str, int], alert_id: int) -> list[t
     names = {v: k for k, v in crew_users.items()}
     rows = outbox(engine, alert_id)
     start = rows[0][0] if rows else None
-    return [(at - start, names.get(user, "-")) for at, user, _, _ in rows] if start else []
+    return [(at - start, names.get(user or 0, "-")) for at, user, _, _ in rows] if start else []
 
 
 @pytest.mark.parametrize(
