@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from sentinel_app.domain import escalation_plan as plan
@@ -180,14 +181,17 @@ def _compare_and_set(session: Session, row: Escalation, decision: plan.Decision,
 
 
 def _refresh(row: Escalation, decision: plan.Decision, now: dt.datetime) -> None:
-    # Keep the ORM object in step with the UPDATE so events carry the new values.
-    row.step_index, row.cycle = decision.next.step_index, decision.next.cycle
-    row.state, row.next_at, row.version, row.updated_at = (
-        decision.state,
-        decision.next_at,
-        row.version + 1,
-        now,
-    )
+    # Mirror the compare-and-set UPDATE on the ORM object as already-committed values, so it
+    # is not flushed a second time.
+    for key, value in (
+        ("step_index", decision.next.step_index),
+        ("cycle", decision.next.cycle),
+        ("state", decision.state),
+        ("next_at", decision.next_at),
+        ("version", row.version + 1),
+        ("updated_at", now),
+    ):
+        set_committed_value(row, key, value)
 
 
 def _timeline(
@@ -249,6 +253,7 @@ def _run_actions(
     step_no = ran.step_index + 1
     resolved_first: list[int] = []
     first_notify = True
+    people: dict[int, User] = {}
     for action in decision.actions:
         if isinstance(action, plan.Skipped):
             _timeline(
@@ -299,13 +304,15 @@ def _run_actions(
             )
         else:
             users, described = _targets(session, action, now, on_call)
+            people.update(_people(session, users))
+            users = [u for u in users if u in people]
             if first_notify:
                 resolved_first = users
                 first_notify = False
             written, unreachable = _page(session, alert, ran, users, action.important, now)
             result.notifications += written
             result.paged_user_ids.extend(users)
-            names = _names(session, users)
+            names = {u: people[u].name for u in users}
             note = f"Step {step_no}: {described} → " + (
                 ", ".join(names[u] for u in users) if users else "nobody"
             )
@@ -325,7 +332,7 @@ def _run_actions(
             )
     if alert.assigned_to_id is None and alert.status == AlertStatus.FIRING:
         owner = plan.assignee_for(decision.actions, resolved_first)
-        user = session.get(User, owner) if owner is not None else None
+        user = people.get(owner) if owner is not None else None
         if user is not None:
             from sentinel_app.services.escalations import set_assignee
 
@@ -339,21 +346,21 @@ def _targets(
     session: Session, action: plan.NotifyAction, now: dt.datetime, on_call: OnCallLookup
 ) -> tuple[list[int], str]:
     if isinstance(action, plan.NotifyUsers):
-        return _active(session, action.user_ids), "notify users"
+        return list(dict.fromkeys(action.user_ids)), "notify users"
     if isinstance(action, plan.NotifySchedules):
         found = on_call(action.schedule_ids, now)
         users: list[int] = []
         for schedule_id in action.schedule_ids:
             users.extend(u for u in found.get(schedule_id, ()) if u not in users)
-        return _active(session, users), "notify whoever is on call"
+        return users, "notify whoever is on call"
     if isinstance(action, plan.NotifyTeams):
         members = session.exec(
             select(TeamMembership.user_id)
             .where(col(TeamMembership.team_id).in_(action.team_ids), TeamMembership.role != Role.VIEWER)
             .order_by(col(TeamMembership.team_id), col(TeamMembership.user_id))
         ).all()
-        return _active(session, list(dict.fromkeys(members))), "notify the team"
-    return _active(session, [_round_robin(session, action)]), "notify the next in turn"
+        return list(dict.fromkeys(members)), "notify the team"
+    return [_round_robin(session, action)], "notify the next in turn"
 
 
 def _round_robin(session: Session, action: plan.NotifyRoundRobin) -> int:
@@ -372,20 +379,12 @@ def _round_robin(session: Session, action: plan.NotifyRoundRobin) -> int:
     return user_id
 
 
-def _active(session: Session, user_ids: Sequence[int]) -> list[int]:
-    if not user_ids:
-        return []
-    active = set(
-        session.exec(select(User.id).where(col(User.id).in_(list(user_ids)), col(User.is_active))).all()
-    )
-    return [u for u in dict.fromkeys(user_ids) if u in active]
-
-
-def _names(session: Session, user_ids: Collection[int]) -> dict[int, str]:
+def _people(session: Session, user_ids: Sequence[int]) -> dict[int, User]:
+    """The active users among `user_ids` (inactive ones are never paged)."""
     if not user_ids:
         return {}
-    rows = session.exec(select(User.id, User.name).where(col(User.id).in_(list(user_ids)))).all()
-    return {int(r[0] or 0): r[1] for r in rows}
+    rows = session.exec(select(User).where(col(User.id).in_(list(set(user_ids))), col(User.is_active))).all()
+    return {row.id: row for row in rows if row.id is not None}
 
 
 def _page(
