@@ -110,6 +110,9 @@ def principal(request: Request, session: Session = Depends(read_db)) -> Principa
     key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_token(token))).first()
     if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         raise ApiError(401, "invalid, revoked or expired token", headers={"WWW-Authenticate": "Bearer"})
+    if not any(scope in _SCOPE_RANK for scope in key.scopes):
+        # NOC wall keys (scope "wall") open the dashboard's /wall page only.
+        raise ApiError(401, "this key only opens the NOC wall", headers={"WWW-Authenticate": "Bearer"})
     user = session.get(User, key.user_id)
     if user is None or not user.is_active:
         raise ApiError(401, "the key's user is disabled", headers={"WWW-Authenticate": "Bearer"})

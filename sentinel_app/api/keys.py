@@ -23,7 +23,9 @@ class ApiKeyIn(Strict):
     """A new API key for the caller."""
 
     name: str = Field(min_length=1, max_length=200)
-    scopes: list[Literal["read", "write", "admin"]] = Field(min_length=1)
+    scopes: list[Literal["read", "write", "admin", "wall"]] = Field(
+        min_length=1, description='"wall" alone makes a NOC wall display key (administrators only)'
+    )
     team_id: int | None = Field(default=None, description="limit the key to one team")
     expires_at: dt.datetime | None = None
 
@@ -78,8 +80,11 @@ def create_key(
     body: ApiKeyIn, who: Principal = Depends(principal), session: Session = Depends(write_db)
 ) -> ApiKeyCreated:
     """Issue a key acting as the caller, with at most the caller's own scopes."""
+    if api_keys.WALL_SCOPE in body.scopes:
+        # A wall key shows the alerts of its team (or all the owner's teams) on a screen: admins only.
+        who.require("admin", body.team_id)
     for scope in body.scopes:
-        if not who.has_scope(scope):
+        if scope != api_keys.WALL_SCOPE and not who.has_scope(scope):
             raise ApiError(403, f"cannot grant scope {scope!r} with a key that lacks it", field="scopes")
     if body.team_id is not None:
         who.require("read", body.team_id)

@@ -12,6 +12,9 @@ from sentinel_app.services import audit
 from sentinel_app.services.errors import ValidationFailed
 
 SCOPES = ("read", "write", "admin")
+# A NOC wall display key: opens the read-only /wall page and nothing else (no REST, no GraphQL,
+# since Principal.has_scope knows only SCOPES). Always the key's only scope.
+WALL_SCOPE = "wall"
 
 
 def issue_key(
@@ -25,9 +28,14 @@ def issue_key(
     actor_user_id: int | None = None,
 ) -> tuple[ApiKey, str]:
     """Create an API key and return it with its secret, which is never shown again."""
-    unknown = [s for s in scopes if s not in SCOPES]
-    if unknown or not scopes:
-        raise ValidationFailed(f"scopes must be a non-empty subset of {', '.join(SCOPES)}", field="scopes")
+    if WALL_SCOPE in scopes:
+        if set(scopes) != {WALL_SCOPE}:
+            raise ValidationFailed(f"the {WALL_SCOPE!r} scope cannot be combined with others", field="scopes")
+        scopes = [WALL_SCOPE]
+    elif not scopes or any(s not in SCOPES for s in scopes):
+        raise ValidationFailed(
+            f"scopes must be a non-empty subset of {', '.join(SCOPES)} (or just {WALL_SCOPE})", field="scopes"
+        )
     if not name.strip():
         raise ValidationFailed("name must not be empty", field="name")
     secret = token or new_token("sk")
@@ -35,7 +43,7 @@ def issue_key(
         name=name.strip(),
         prefix=token_prefix(secret),
         key_hash=hash_token(secret),
-        scopes=sorted(set(scopes), key=SCOPES.index),
+        scopes=sorted(set(scopes), key=(*SCOPES, WALL_SCOPE).index),
         user_id=user_id,
         team_id=team_id,
     )
