@@ -102,9 +102,11 @@ class EscalationCore:
         self.on_call = on_call
         self.after_step = after_step
         sqlite = engine.dialect.name == "sqlite"
-        # SQLite has one writer at a time; more threads would only queue on its lock.
+        # SQLite has one writer at a time; more threads would only queue on its lock. On
+        # PostgreSQL two per host keep the database busy while leaving the timers' event loop
+        # most of the GIL (claims are Python-heavy; hosts default to one per core).
         self.executor = ThreadPoolExecutor(
-            max_workers=workers or (1 if sqlite else 4), thread_name_prefix="esc"
+            max_workers=workers or (1 if sqlite else 2), thread_name_prefix="esc"
         )
         # Rehydration and sweeps read in their own thread, never queued behind a burst of claims.
         self.scanner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="esc-scan")
