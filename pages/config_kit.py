@@ -17,6 +17,7 @@ import reflex as rx
 from reflex.vars import Var
 from sqlmodel import Session, col, select
 
+from pages.layout import empty_note
 from pages.state import ActionRefused, perform
 from sentinel_app.api.deps import Principal
 from sentinel_app.domain.wallclock import load_zone, to_instant, wall_at
@@ -246,6 +247,29 @@ def section(
 def scroll_x(child: rx.Component, **props: Any) -> rx.Component:
     """Let a wide table scroll sideways on a narrow screen."""
     return rx.box(child, overflow_x="auto", width="100%", **props)
+
+
+def data_table(
+    headers: Sequence[str | rx.Component],
+    items: Any,
+    row: Callable[[Any], rx.Component],
+    *,
+    empty: str | None = None,
+    **props: Any,
+) -> rx.Component:
+    """A full-width table (one `row` per item) that scrolls sideways; `empty` shows a note instead when no items."""
+    table = scroll_x(
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(*(rx.table.column_header_cell(h) if isinstance(h, str) else h for h in headers))
+            ),
+            rx.table.body(rx.foreach(items, row)),
+            **{"width": "100%", **props},
+        )
+    )
+    if empty is None:
+        return table
+    return rx.cond(size(items) == 0, empty_note(empty), table)
 
 
 def two_columns(left: rx.Component, right: rx.Component, *, left_width: str = "22rem") -> rx.Component:

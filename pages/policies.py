@@ -22,6 +22,7 @@ from pages.config_kit import (
     Refused,
     admin_team_ids,
     attempt,
+    data_table,
     error_callout,
     ev,
     labeled,
@@ -32,7 +33,6 @@ from pages.config_kit import (
     parse_local,
     read_only_note,
     safe_zone,
-    scroll_x,
     section,
     select_fixed,
     select_from,
@@ -879,45 +879,27 @@ def _preview() -> rx.Component:
         ),
         rx.cond(
             P.preview_ran,
-            scroll_x(
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(
-                            rx.table.column_header_cell("After"),
-                            rx.table.column_header_cell("At"),
-                            rx.table.column_header_cell("Step"),
-                            rx.table.column_header_cell("Round"),
-                            rx.table.column_header_cell("Action"),
-                            rx.table.column_header_cell("Who / where"),
-                        )
+            data_table(
+                ["After", "At", "Step", "Round", "Action", "Who / where"],
+                P.preview_items,
+                lambda it: rx.table.row(
+                    rx.table.cell(it["offset"], white_space="nowrap"),
+                    rx.table.cell(it["at"], white_space="nowrap"),
+                    rx.table.cell(it["step"]),
+                    rx.table.cell(it["cycle"]),
+                    rx.table.cell(
+                        it["action"],
+                        rx.cond(
+                            it["important"] != "",
+                            rx.badge("important", color_scheme="red", size="1", margin_left="0.3rem"),
+                        ),
                     ),
-                    rx.table.body(
-                        rx.foreach(
-                            P.preview_items,
-                            lambda it: rx.table.row(
-                                rx.table.cell(it["offset"], white_space="nowrap"),
-                                rx.table.cell(it["at"], white_space="nowrap"),
-                                rx.table.cell(it["step"]),
-                                rx.table.cell(it["cycle"]),
-                                rx.table.cell(
-                                    it["action"],
-                                    rx.cond(
-                                        it["important"] != "",
-                                        rx.badge(
-                                            "important", color_scheme="red", size="1", margin_left="0.3rem"
-                                        ),
-                                    ),
-                                ),
-                                rx.table.cell(it["who"], class_name="preview-who"),
-                                class_name="preview-row",
-                            ),
-                        )
-                    ),
-                    size="1",
-                    width="100%",
-                    min_width="40rem",
-                    id="policy-preview",
-                )
+                    rx.table.cell(it["who"], class_name="preview-who"),
+                    class_name="preview-row",
+                ),
+                size="1",
+                min_width="40rem",
+                id="policy-preview",
             ),
         ),
         id="policy-test",

@@ -25,6 +25,7 @@ from pages.config_kit import (
     Refused,
     attempt,
     copy_row,
+    data_table,
     error_callout,
     ev,
     labeled,
@@ -1361,33 +1362,19 @@ def _preview() -> rx.Component:
                 S.preview_error, icon="info", color_scheme="amber", size="1", id="preview-error", width="100%"
             ),
         ),
-        scroll_x(
-            rx.table.root(
-                rx.table.header(
-                    rx.table.row(
-                        rx.table.column_header_cell("Who"),
-                        rx.table.column_header_cell("From"),
-                        rx.table.column_header_cell("Until"),
-                        rx.table.column_header_cell("Length"),
-                    )
-                ),
-                rx.table.body(
-                    rx.foreach(
-                        S.preview,
-                        lambda s: rx.table.row(
-                            rx.table.cell(s["who"], class_name="preview-who"),
-                            rx.table.cell(s["start"], white_space="nowrap"),
-                            rx.table.cell(s["end"], white_space="nowrap"),
-                            rx.table.cell(s["length"], white_space="nowrap"),
-                            class_name="preview-row",
-                        ),
-                    )
-                ),
-                size="1",
-                width="100%",
-                min_width="28rem",
-                id="layer-preview",
-            )
+        data_table(
+            ["Who", "From", "Until", "Length"],
+            S.preview,
+            lambda s: rx.table.row(
+                rx.table.cell(s["who"], class_name="preview-who"),
+                rx.table.cell(s["start"], white_space="nowrap"),
+                rx.table.cell(s["end"], white_space="nowrap"),
+                rx.table.cell(s["length"], white_space="nowrap"),
+                class_name="preview-row",
+            ),
+            size="1",
+            min_width="28rem",
+            id="layer-preview",
         ),
         spacing="2",
         width="100%",
@@ -1555,26 +1542,13 @@ def _override_row(o: Any) -> rx.Component:
 def _overrides() -> rx.Component:
     return section(
         "Overrides",
-        rx.cond(
-            size(S.overrides) == 0,
-            empty_note("No current or upcoming overrides."),
-            scroll_x(
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(
-                            rx.table.column_header_cell("Who"),
-                            rx.table.column_header_cell("From"),
-                            rx.table.column_header_cell("Until"),
-                            rx.table.column_header_cell("Reason"),
-                            rx.table.column_header_cell(""),
-                        )
-                    ),
-                    rx.table.body(rx.foreach(S.overrides, _override_row)),
-                    size="1",
-                    width="100%",
-                    id="overrides-table",
-                )
-            ),
+        data_table(
+            ["Who", "From", "Until", "Reason", ""],
+            S.overrides,
+            _override_row,
+            empty="No current or upcoming overrides.",
+            size="1",
+            id="overrides-table",
         ),
         rx.cond(
             S.can_write,

@@ -17,12 +17,12 @@ from pages.config_kit import (
     Refused,
     admin_team_ids,
     attempt,
+    data_table,
     error_callout,
     ev,
     labeled,
     local_text,
     safe_zone,
-    scroll_x,
     section,
     select_from,
     size,
@@ -257,21 +257,17 @@ def _row(row: Any) -> rx.Component:
 
 
 def _table() -> rx.Component:
-    return scroll_x(
-        rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    rx.table.column_header_cell("Schedule"),
-                    rx.table.column_header_cell("Team"),
-                    rx.table.column_header_cell("Zone", display=_WIDE),
-                    rx.table.column_header_cell("Layers", display=_WIDE),
-                    rx.table.column_header_cell("On call now"),
-                )
-            ),
-            rx.table.body(rx.foreach(SchedulesState.rows, _row)),
-            width="100%",
-            id="schedules-table",
-        )
+    return data_table(
+        [
+            "Schedule",
+            "Team",
+            rx.table.column_header_cell("Zone", display=_WIDE),
+            rx.table.column_header_cell("Layers", display=_WIDE),
+            "On call now",
+        ],
+        SchedulesState.rows,
+        _row,
+        id="schedules-table",
     )
 
 

@@ -20,21 +20,20 @@ from pages.config_kit import (
     Refused,
     attempt,
     copy_row,
+    data_table,
     error_callout,
     ev,
     labeled,
     local_text,
     parse_int,
     safe_zone,
-    scroll_x,
     section,
     select_fixed,
     select_from,
-    size,
     team_options,
     timezone_datalist,
 )
-from pages.layout import ago, empty_note, shell
+from pages.layout import ago, shell
 from pages.live import LiveState
 from pages.queries import iso
 from pages.state import AuthState, in_db, viewer
@@ -675,25 +674,12 @@ def _contact_row(m: Any) -> rx.Component:
 def _contacts() -> rx.Component:
     return section(
         "Contact methods",
-        rx.cond(
-            size(S.contacts) == 0,
-            empty_note("No addresses yet: add a phone number or email so pages can reach you."),
-            scroll_x(
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(
-                            rx.table.column_header_cell("Kind"),
-                            rx.table.column_header_cell("Address"),
-                            rx.table.column_header_cell("Status"),
-                            rx.table.column_header_cell("On"),
-                            rx.table.column_header_cell(""),
-                        )
-                    ),
-                    rx.table.body(rx.foreach(S.contacts, _contact_row)),
-                    width="100%",
-                    id="contacts-table",
-                )
-            ),
+        data_table(
+            ["Kind", "Address", "Status", "On", ""],
+            S.contacts,
+            _contact_row,
+            empty="No addresses yet: add a phone number or email so pages can reach you.",
+            id="contacts-table",
         ),
         rx.flex(
             labeled(
@@ -816,59 +802,39 @@ def _rules() -> rx.Component:
 def _devices() -> rx.Component:
     return section(
         "Push devices",
-        rx.cond(
-            size(S.devices) == 0,
-            empty_note("No devices: sign in to the mobile app to receive push notifications."),
-            scroll_x(
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(
-                            rx.table.column_header_cell("Device"),
-                            rx.table.column_header_cell("Platform"),
-                            rx.table.column_header_cell("Last seen"),
-                            rx.table.column_header_cell("Status"),
-                            rx.table.column_header_cell(""),
-                        )
-                    ),
-                    rx.table.body(
-                        rx.foreach(
-                            S.devices,
-                            lambda d: rx.table.row(
-                                rx.table.cell(
-                                    rx.vstack(
-                                        rx.text(d["name"], weight="medium"),
-                                        rx.text(
-                                            d["hint"], " · ", d["version"], size="1", color_scheme="gray"
-                                        ),
-                                        spacing="0",
-                                    )
-                                ),
-                                rx.table.cell(d["platform"]),
-                                rx.table.cell(rx.cond(d["seen"] != "", ago(d["seen"]), "never")),
-                                rx.table.cell(
-                                    rx.cond(
-                                        d["active"] != "",
-                                        rx.badge("active", color_scheme="grass"),
-                                        rx.badge("off: ", d["reason"], color_scheme="gray"),
-                                    )
-                                ),
-                                rx.table.cell(
-                                    rx.button(
-                                        "Remove",
-                                        size="1",
-                                        variant="soft",
-                                        color_scheme="red",
-                                        on_click=ev(S.remove_device, d["id"]),
-                                    )
-                                ),
-                                class_name="device-row",
-                            ),
-                        )
-                    ),
-                    width="100%",
-                    id="devices-table",
-                )
+        data_table(
+            ["Device", "Platform", "Last seen", "Status", ""],
+            S.devices,
+            lambda d: rx.table.row(
+                rx.table.cell(
+                    rx.vstack(
+                        rx.text(d["name"], weight="medium"),
+                        rx.text(d["hint"], " · ", d["version"], size="1", color_scheme="gray"),
+                        spacing="0",
+                    )
+                ),
+                rx.table.cell(d["platform"]),
+                rx.table.cell(rx.cond(d["seen"] != "", ago(d["seen"]), "never")),
+                rx.table.cell(
+                    rx.cond(
+                        d["active"] != "",
+                        rx.badge("active", color_scheme="grass"),
+                        rx.badge("off: ", d["reason"], color_scheme="gray"),
+                    )
+                ),
+                rx.table.cell(
+                    rx.button(
+                        "Remove",
+                        size="1",
+                        variant="soft",
+                        color_scheme="red",
+                        on_click=ev(S.remove_device, d["id"]),
+                    )
+                ),
+                class_name="device-row",
             ),
+            empty="No devices: sign in to the mobile app to receive push notifications.",
+            id="devices-table",
         ),
     )
 
@@ -891,56 +857,36 @@ def _keys() -> rx.Component:
                 width="100%",
             ),
         ),
-        rx.cond(
-            size(S.keys) == 0,
-            empty_note("No keys."),
-            scroll_x(
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(
-                            rx.table.column_header_cell("Name"),
-                            rx.table.column_header_cell("Key"),
-                            rx.table.column_header_cell("Scopes"),
-                            rx.table.column_header_cell("Last used"),
-                            rx.table.column_header_cell(""),
-                        )
-                    ),
-                    rx.table.body(
-                        rx.foreach(
-                            S.keys,
-                            lambda k: rx.table.row(
-                                rx.table.cell(k["name"], weight="medium"),
-                                rx.table.cell(rx.code(k["prefix"], "…")),
-                                rx.table.cell(
-                                    k["scopes"], rx.cond(k["team"] != "", " (team " + k["team"] + ")", "")
-                                ),
-                                rx.table.cell(rx.cond(k["used"] != "", ago(k["used"]), "never")),
-                                rx.table.cell(
-                                    rx.cond(
-                                        k["revoked"] != "",
-                                        rx.badge("revoked", color_scheme="gray"),
-                                        rx.cond(
-                                            k["expired"] != "",
-                                            rx.badge("expired", color_scheme="gray"),
-                                            rx.button(
-                                                "Revoke",
-                                                size="1",
-                                                variant="soft",
-                                                color_scheme="red",
-                                                on_click=ev(S.revoke_key, k["id"]),
-                                                class_name="key-revoke",
-                                            ),
-                                        ),
-                                    )
-                                ),
-                                class_name="key-row",
+        data_table(
+            ["Name", "Key", "Scopes", "Last used", ""],
+            S.keys,
+            lambda k: rx.table.row(
+                rx.table.cell(k["name"], weight="medium"),
+                rx.table.cell(rx.code(k["prefix"], "…")),
+                rx.table.cell(k["scopes"], rx.cond(k["team"] != "", " (team " + k["team"] + ")", "")),
+                rx.table.cell(rx.cond(k["used"] != "", ago(k["used"]), "never")),
+                rx.table.cell(
+                    rx.cond(
+                        k["revoked"] != "",
+                        rx.badge("revoked", color_scheme="gray"),
+                        rx.cond(
+                            k["expired"] != "",
+                            rx.badge("expired", color_scheme="gray"),
+                            rx.button(
+                                "Revoke",
+                                size="1",
+                                variant="soft",
+                                color_scheme="red",
+                                on_click=ev(S.revoke_key, k["id"]),
+                                class_name="key-revoke",
                             ),
-                        )
-                    ),
-                    width="100%",
-                    id="keys-table",
-                )
+                        ),
+                    )
+                ),
+                class_name="key-row",
             ),
+            empty="No keys.",
+            id="keys-table",
         ),
         rx.flex(
             labeled(

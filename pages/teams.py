@@ -16,12 +16,12 @@ from sqlmodel import Session, col, func, select
 from pages.config_kit import (
     Refused,
     attempt,
+    data_table,
     error_callout,
     ev,
     labeled,
     read_only_note,
     safe_zone,
-    scroll_x,
     section,
     select_fixed,
     size,
@@ -449,24 +449,8 @@ def _members() -> rx.Component:
             size="1",
             color_scheme="gray",
         ),
-        rx.cond(
-            size(T.members) == 0,
-            empty_note("No members."),
-            scroll_x(
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(
-                            rx.table.column_header_cell("Person"),
-                            rx.table.column_header_cell("Role"),
-                            rx.table.column_header_cell(""),
-                            rx.table.column_header_cell(""),
-                        )
-                    ),
-                    rx.table.body(rx.foreach(T.members, _member_row)),
-                    width="100%",
-                    id="members-table",
-                )
-            ),
+        data_table(
+            ["Person", "Role", "", ""], T.members, _member_row, empty="No members.", id="members-table"
         ),
         rx.cond(
             T.can_admin_team,
@@ -505,43 +489,27 @@ def _members() -> rx.Component:
 def _accounts() -> rx.Component:
     return section(
         "Accounts",
-        scroll_x(
-            rx.table.root(
-                rx.table.header(
-                    rx.table.row(
-                        rx.table.column_header_cell("Name"),
-                        rx.table.column_header_cell("Email"),
-                        rx.table.column_header_cell("Teams"),
-                        rx.table.column_header_cell(""),
-                    )
-                ),
-                rx.table.body(
-                    rx.foreach(
-                        T.people,
-                        lambda p: rx.table.row(
-                            rx.table.cell(p["name"], white_space="nowrap"),
-                            rx.table.cell(p["email"]),
-                            rx.table.cell(p["teams"], min_width="12rem"),
-                            rx.table.cell(
-                                rx.hstack(
-                                    rx.cond(
-                                        p["admin"] != "",
-                                        rx.badge("installation admin", color_scheme="purple", size="1"),
-                                    ),
-                                    rx.cond(
-                                        p["active"] == "", rx.badge("disabled", color_scheme="red", size="1")
-                                    ),
-                                    spacing="1",
-                                )
-                            ),
-                            class_name="person-row",
+        data_table(
+            ["Name", "Email", "Teams", ""],
+            T.people,
+            lambda p: rx.table.row(
+                rx.table.cell(p["name"], white_space="nowrap"),
+                rx.table.cell(p["email"]),
+                rx.table.cell(p["teams"], min_width="12rem"),
+                rx.table.cell(
+                    rx.hstack(
+                        rx.cond(
+                            p["admin"] != "",
+                            rx.badge("installation admin", color_scheme="purple", size="1"),
                         ),
+                        rx.cond(p["active"] == "", rx.badge("disabled", color_scheme="red", size="1")),
+                        spacing="1",
                     )
                 ),
-                size="1",
-                width="100%",
-                id="people-table",
-            )
+                class_name="person-row",
+            ),
+            size="1",
+            id="people-table",
         ),
         rx.text("New account (joins the selected team as a responder)", weight="medium", size="2"),
         rx.grid(
