@@ -14,10 +14,9 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from sentinel_app.db import create_db_engine
 from sentinel_app.models import Role
 from sentinel_app.services import api_keys, integrations, teams, users
-from tests.support.app_process import RunningApp, free_port
+from tests.support.app_process import RunningApp, app_db_engine, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +38,7 @@ receivers:
 
 def _seed(app: RunningApp) -> tuple[str, str]:
     """An Alertmanager integration and a read key in the app's own database."""
-    engine = create_db_engine(f"sqlite:///{app.data_dir / 'sentinel.db'}")
+    engine = app_db_engine(app.data_dir)
     with Session(engine, expire_on_commit=False) as session:
         team = teams.create_team(session, name=f"Storage {os.getpid()}-{time.monotonic_ns()}")
         person = users.create_user(session, email=f"am{time.monotonic_ns()}@example.com", name="Alertmanager test")

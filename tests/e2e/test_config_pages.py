@@ -25,12 +25,12 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from sqlmodel import Session, col, select
 
 from pages.state import SESSION_COOKIE
-from sentinel_app.db import create_db_engine, utcnow
+from sentinel_app.db import utcnow
 from sentinel_app.models import EscalationPolicy, Integration, Notification, Role, Schedule, TeamMembership
 from sentinel_app.models.base import require_id
 from sentinel_app.services import api_keys, escalation_policies, integrations, sessions, teams, users
 from sentinel_app.services import schedules as schedule_service
-from tests.support.app_process import RunningApp
+from tests.support.app_process import RunningApp, app_db_engine
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ class Crew:
 
 
 def _engine(app: RunningApp) -> sa.Engine:
-    return create_db_engine(f"sqlite:///{app.data_dir / 'sentinel.db'}")
+    return app_db_engine(app.data_dir)
 
 
 @pytest.fixture(scope="module")

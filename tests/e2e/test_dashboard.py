@@ -29,10 +29,9 @@ from sqlmodel import Session
 from pages.alert_detail import AlertDetailState
 from pages.alerts import AlertsState
 from pages.state import SESSION_COOKIE, AuthState
-from sentinel_app.db import create_db_engine
 from sentinel_app.models import Notification
 from sentinel_app.services import api_keys, users
-from tests.support.app_process import RunningApp, free_port, run_app
+from tests.support.app_process import RunningApp, app_db_engine, free_port, run_app
 from tests.support.reflex_client import ReflexTab, var_key
 
 pytestmark = pytest.mark.e2e
@@ -129,7 +128,7 @@ def world(dash_app: AppHolder, browser: Browser, artifacts_dir: Path) -> Iterato
     assert any(c["name"] == SESSION_COOKIE for c in context.cookies())
     context.close()
 
-    engine = create_db_engine(f"sqlite:///{dash_app.app.data_dir / 'sentinel.db'}")
+    engine = app_db_engine(dash_app.app.data_dir)
     with Session(engine, expire_on_commit=False) as session:
         root = users.get_by_email(session, email="root@example.com")
         assert root is not None and root.id is not None and root.is_admin
@@ -449,7 +448,7 @@ def test_viewer_is_refused_by_the_server_not_just_the_buttons(world: World, brow
 
 def _add_deliveries(world: World, alert_id: int) -> None:
     """Two outbox rows as the dispatcher leaves them: one delivered push, one failed SMS."""
-    engine = create_db_engine(f"sqlite:///{world.holder.app.data_dir / 'sentinel.db'}")
+    engine = app_db_engine(world.holder.app.data_dir)
     now = dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         responder = users.get_by_email(session, email=world.emails["responder"])

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
@@ -237,3 +238,15 @@ def run_app(
             log.write(
                 f"\n[test harness] app stopped ({'gracefully' if graceful else 'killed after grace period'})\n"
             )
+
+
+def app_db_engine(data_dir: Path) -> sa.Engine:
+    """An engine on a running app's SQLite file for test seeding and reads.
+
+    Every transaction takes the write lock up front (as the app's own writers do): a deferred
+    transaction that reads and then writes while the app's actors commit would fail at once
+    with "database is locked" instead of waiting its turn.
+    """
+    from sentinel_app.db import WRITE_OPTION, create_db_engine
+
+    return create_db_engine(f"sqlite:///{data_dir / 'sentinel.db'}", execution_options={WRITE_OPTION: True})
