@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from actors.clock import Clock, LoopTimers, ManualClock, SystemClock, Timers
@@ -27,8 +26,9 @@ from actors.host_bus import EventSource, install_actor_bus
 from sentinel_app import bus
 from sentinel_app.db import create_db_engine, session_scope
 from sentinel_app.domain import schedule as engine_mod
-from sentinel_app.models import Notification, NotificationStatus, PushDevice, Schedule, User
+from sentinel_app.models import PushDevice, Schedule, User
 from sentinel_app.notify.base import ChannelKind, OutgoingMessage
+from sentinel_app.services import outbox
 from sentinel_app.services.escalation_steps import OnCallLookup, db_on_call
 
 log = logging.getLogger(__name__)
@@ -252,39 +252,18 @@ def _write_shift_notices(
                     collapse_id=f"sentinel-oncall-{actor.schedule_id}",
                 )
                 rows.append(
-                    {
-                        "idempotency_key": f"oncall:s{actor.schedule_id}:u{user_id}:{purpose}:{stamp}:#{device.id}",
-                        "alert_id": None,
-                        "user_id": user_id,
-                        "channel": device.platform,
-                        "purpose": purpose,
-                        "important": False,
-                        "contact_method_id": None,
-                        "push_device_id": device.id,
-                        "target": device.token,
-                        "payload": message.to_payload(),
-                        "status": NotificationStatus.PENDING.value,
-                        "attempts": 0,
-                        "max_attempts": 5,
-                        "next_attempt_at": now,
-                        "claimed_by": "",
-                        "provider_id": "",
-                        "provider_status": "",
-                        "error": "",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                    outbox.new_row(
+                        key=f"oncall:s{actor.schedule_id}:u{user_id}:{purpose}:{stamp}:#{device.id}",
+                        user_id=user_id,
+                        channel=device.platform,
+                        purpose=purpose,
+                        target=device.token,
+                        payload=message.to_payload(),
+                        now=now,
+                        push_device_id=device.id,
+                    )
                 )
-    if not rows:
-        return 0
-    table = Notification.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    return len(
-        session.execute(
-            insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(table.c.id),
-            rows,
-        ).all()
-    )
+    return outbox.insert_rows(session, rows)
 
 
 # --- the Ray actor ------------------------------------------------------------------------------

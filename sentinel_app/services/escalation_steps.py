@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -32,8 +31,6 @@ from sentinel_app.models import (
     Escalation,
     EscalationState,
     EscalationStep,
-    Notification,
-    NotificationStatus,
     PushDevice,
     Role,
     StepKind,
@@ -277,7 +274,7 @@ def _run_actions(
                 )
         elif isinstance(action, plan.CallWebhook):
             key = idempotency_key(alert.id, ran.cycle, ran.step_index, None, "webhook", 0)
-            written = _insert_notifications(
+            written = outbox.insert_rows(
                 session,
                 [
                     _row(
@@ -444,7 +441,7 @@ def _page(
             unreachable.append(
                 (user_id, "no verified contact method or device for " + ", ".join(sorted(set(missing))))
             )
-    return _insert_notifications(session, rows), unreachable
+    return outbox.insert_rows(session, rows), unreachable
 
 
 def _addresses(
@@ -478,45 +475,26 @@ def _row(
     contact_method_id: int | None = None,
     push_device_id: int | None = None,
 ) -> dict[str, Any]:
-    return {
-        "idempotency_key": key,
+    # Alert rows carry only what the dispatcher needs to compose the message at send time.
+    payload = {
         "alert_id": alert.id,
-        "user_id": user_id,
-        "channel": channel,
-        "purpose": "alert",
-        "important": important,
-        "contact_method_id": contact_method_id,
-        "push_device_id": push_device_id,
-        "target": target,
-        "payload": {
-            "alert_id": alert.id,
-            "title": alert.title,
-            "severity": alert.severity,
-            "method": method,
-            "step_index": ran.step_index,
-            "cycle": ran.cycle,
-        },
-        "status": NotificationStatus.PENDING.value,
-        "attempts": 0,
-        "max_attempts": 5,
-        "next_attempt_at": due_at,
-        "claimed_by": "",
-        "provider_id": "",
-        "provider_status": "",
-        "error": "",
-        "created_at": now,
-        "updated_at": now,
+        "title": alert.title,
+        "severity": alert.severity,
+        "method": method,
+        "step_index": ran.step_index,
+        "cycle": ran.cycle,
     }
-
-
-def _insert_notifications(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert outbox rows; a key already written (a retried claim, a user on two schedules) is skipped."""
-    if not rows:
-        return 0
-    table = Notification.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    written = session.execute(
-        insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(table.c.id), rows
-    ).all()
-    return len(written)
+    return outbox.new_row(
+        key=key,
+        alert_id=alert.id,
+        user_id=user_id,
+        channel=channel,
+        purpose="alert",
+        target=target,
+        payload=payload,
+        now=now,
+        due_at=due_at,
+        important=important,
+        contact_method_id=contact_method_id,
+        push_device_id=push_device_id,
+    )

@@ -809,31 +809,37 @@ def _status_message(
     )
 
 
-def _outbox_row(
+def new_row(
     *,
     key: str,
-    alert: Alert,
-    channel: Channel,
+    channel: str,
     purpose: str,
     target: str,
-    message: OutgoingMessage,
+    payload: dict[str, Any],
     now: dt.datetime,
+    due_at: dt.datetime | None = None,
+    alert_id: int | None = None,
+    user_id: int | None = None,
+    important: bool = False,
+    contact_method_id: int | None = None,
+    push_device_id: int | None = None,
 ) -> dict[str, Any]:
+    """The column values of a new pending outbox row, due at `due_at` (default: now)."""
     return {
         "idempotency_key": key[:255],
-        "alert_id": alert.id,
-        "user_id": None,
-        "channel": channel.value,
+        "alert_id": alert_id,
+        "user_id": user_id,
+        "channel": channel,
         "purpose": purpose,
-        "important": False,
-        "contact_method_id": None,
-        "push_device_id": None,
+        "important": important,
+        "contact_method_id": contact_method_id,
+        "push_device_id": push_device_id,
         "target": target[:500],
-        "payload": message.to_payload(),
+        "payload": payload,
         "status": PENDING,
         "attempts": 0,
         "max_attempts": 5,
-        "next_attempt_at": now,
+        "next_attempt_at": due_at or now,
         "claimed_until": None,
         "claimed_by": "",
         "provider_id": "",
@@ -846,14 +852,39 @@ def _outbox_row(
     }
 
 
-def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert outbox rows; a row whose idempotency key exists already is skipped."""
+def _outbox_row(
+    *,
+    key: str,
+    alert: Alert,
+    channel: Channel,
+    purpose: str,
+    target: str,
+    message: OutgoingMessage,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    return new_row(
+        key=key,
+        alert_id=alert.id,
+        channel=channel.value,
+        purpose=purpose,
+        target=target,
+        payload=message.to_payload(),
+        now=now,
+    )
+
+
+def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert outbox rows; a row whose idempotency key exists already is skipped. Returns how many were new."""
     if not rows:
-        return
+        return 0
     table = Notification.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"]), list(rows))
+    written = session.execute(
+        insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(table.c.id),
+        list(rows),
+    ).all()
+    return len(written)
 
 
 def _hook_secret(hook: OutgoingWebhook) -> str | None:
