@@ -76,9 +76,12 @@ class Event:
         return cls(raw["kind"], raw["data"], raw["key"], raw["id"], datetime.fromisoformat(raw["at"]))
 
 
-def _prepare(kind: str, data: dict[str, Any], key: str | None) -> tuple[Event, str]:
+def _prepare(
+    kind: str, data: dict[str, Any], key: str | None, *, round_trip: bool = True
+) -> tuple[Event, str]:
+    event = Event(kind, data, key)
     try:
-        payload = Event(kind, data, key).to_json()
+        payload = event.to_json()
     except (TypeError, ValueError) as exc:
         raise TypeError(f"event {kind!r}: data must be plain JSON ({exc})") from None
     size = len(payload.encode())
@@ -87,7 +90,7 @@ def _prepare(kind: str, data: dict[str, Any], key: str | None) -> tuple[Event, s
             f"event {kind!r} is {size} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit: send ids, not payloads"
         )
     # Subscribers get the JSON round-trip on every backend, so SQLite behaves like PostgreSQL.
-    return Event.from_json(payload), payload
+    return (Event.from_json(payload) if round_trip else event), payload
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -368,7 +371,8 @@ class PostgresBus(Bus):
         conn = session.connection()
         if conn.dialect.name != "postgresql" or len(events) < 2:
             return super().publish_many(session, events)
-        prepared = [_prepare(kind, data, key) for kind, data, key in events]
+        # No JSON round trip here: on PostgreSQL subscribers get their events from NOTIFY.
+        prepared = [_prepare(kind, data, key, round_trip=False) for kind, data, key in events]
         conn.execute(
             text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
             {"channel": self.channel, "payloads": [payload for _, payload in prepared]},

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from sentinel_app import bus
+from sentinel_app import bulk, bus
 from sentinel_app.domain import alert_lifecycle as lifecycle
 from sentinel_app.domain.alert_lifecycle import IngestAction, Transition
 from sentinel_app.domain.routing import first_match
@@ -119,10 +118,19 @@ def _upsert_firing_many(
             batch = [(i, it) for i, it in round_items if (it[1] is not None) is with_integration]
             if not batch:
                 continue
-            rows = session.execute(
-                _upsert_statement(session, with_integration),
+            returned = bulk.insert_rows(
+                session,
+                Alert.__table__,  # type: ignore[attr-defined]
                 [_firing_values(item, now) for _, item in batch],
-            ).all()
+                returning=_RETURNED,
+                on_conflict=_PG_CONFLICT[with_integration],
+                sqlite_statement=_upsert_statement(session, with_integration),
+            )
+            by_scope = {
+                (r.integration_id, r.team_id if r.integration_id is None else 0, r.dedup_key): r
+                for r in returned
+            }
+            rows = [by_scope[(it[1], it[0] if it[1] is None else 0, it[3].dedup_key)] for _, it in batch]
             for (index, item), row in zip(batch, rows, strict=True):
                 alert = item[3]
                 created = row.occurrence_count == 1
@@ -148,7 +156,7 @@ def _upsert_firing_many(
                 results[index] = IngestResult(
                     IngestAction.CREATE if created else IngestAction.OCCURRENCE, row.id, alert.dedup_key
                 )
-    session.execute(sa.insert(AlertEvent.__table__), events)  # type: ignore[attr-defined]
+    bulk.insert_rows(session, AlertEvent.__table__, events)  # type: ignore[arg-type]
     bus.publish_many(session, published)
     created = [
         (result.alert_id, item[2])
@@ -156,10 +164,12 @@ def _upsert_firing_many(
         if result is not None and result.alert_id is not None and result.action is IngestAction.CREATE
     ]
     if created:
-        fired = session.exec(
-            select(Alert).where(col(Alert.id).in_([alert_id for alert_id, _ in created]))
-        ).all()
-        outbox.on_alerts_changed(session, changes=[(alert, "fired") for alert in fired], now=now)
+        outbox.on_alerts_fired(
+            session,
+            alert_ids=[alert_id for alert_id, _ in created],
+            team_ids={item[0] for item in items},
+            now=now,
+        )
         # The first escalation state commits with the alert (ARCHITECTURE.md, durable escalation, 1).
         escalations.start_escalations(
             session,
@@ -196,6 +206,18 @@ def _firing_values(item: _Firing, now: dt.datetime) -> dict[str, Any]:
     }
 
 
+_RETURNED = ("id", "occurrence_count", "status", "severity", "team_id", "integration_id", "dedup_key")
+_ON_REPEAT = (
+    "DO UPDATE SET occurrence_count = alerts.occurrence_count + 1,"
+    " last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at"
+)
+# The same conflict targets as `_build_upsert`, for the array form of the insert on PostgreSQL.
+_PG_CONFLICT = {
+    True: f"ON CONFLICT (integration_id, dedup_key) WHERE {OPEN_WITH_INTEGRATION.text} {_ON_REPEAT}",
+    False: f"ON CONFLICT (team_id, dedup_key) WHERE {OPEN_WITHOUT_INTEGRATION.text} {_ON_REPEAT}",
+}
+
+
 def _upsert_statement(session: Session, with_integration: bool) -> Any:
     return _build_upsert(session.get_bind().dialect.name, with_integration)
 
@@ -214,14 +236,7 @@ def _build_upsert(dialect: str, with_integration: bool) -> Any:
             "last_seen_at": stmt.excluded.last_seen_at,
             "updated_at": stmt.excluded.updated_at,
         },
-    ).returning(
-        table.c.id,
-        table.c.occurrence_count,
-        table.c.status,
-        table.c.severity,
-        table.c.team_id,
-        sort_by_parameter_order=True,
-    )
+    ).returning(*(table.c[name] for name in _RETURNED))
 
 
 def ingest(

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from sentinel_app import bus
+from sentinel_app import bulk, bus
 from sentinel_app.domain import escalation_plan as plan
 from sentinel_app.domain.alert_lifecycle import Transition
 from sentinel_app.domain.escalation_policy import (
@@ -156,25 +156,26 @@ def start_escalations(
     created: list[int] = []
     if rows:
         table = Escalation.__table__  # type: ignore[attr-defined]
-        inserted = session.execute(
-            sa.insert(table).returning(table.c.id, table.c.alert_id, sort_by_parameter_order=True), rows
-        ).all()
+        inserted = bulk.insert_rows(session, table, rows, returning=("id", "alert_id"))
+        id_of = {row.alert_id: row.id for row in inserted}
         events: list[tuple[str, dict[str, Any], str | None]] = []
-        for row, values in zip(inserted, rows, strict=True):
-            created.append(row.id)
+        for values in rows:
+            alert_id = values["alert_id"]
+            created.append(id_of[alert_id])
             data = {
-                "id": row.id,
-                "alert_id": row.alert_id,
+                "id": id_of[alert_id],
+                "alert_id": alert_id,
                 "kind": "start",
                 "state": values["state"],
                 "version": 0,
                 "next_at": values["next_at"].isoformat() if values["next_at"] else None,
             }
-            events.append((CHANGED, data, f"alert:{row.alert_id}"))
+            events.append((CHANGED, data, f"alert:{alert_id}"))
         bus.publish_many(session, events)
     if unpaged:
-        session.execute(
-            sa.insert(AlertEvent.__table__),  # type: ignore[attr-defined]
+        bulk.insert_rows(
+            session,
+            AlertEvent.__table__,  # type: ignore[attr-defined]
             [
                 {
                     "alert_id": alert_id,

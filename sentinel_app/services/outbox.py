@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from sentinel_app import bulk
 from sentinel_app.models import (
     Alert,
     AlertEvent,
@@ -880,16 +881,50 @@ def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     table = Notification.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    written = session.execute(
-        insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(table.c.id),
-        list(rows),
-    ).all()
+    written = bulk.insert_rows(
+        session,
+        table,
+        rows,
+        returning=("id",),
+        on_conflict="ON CONFLICT (idempotency_key) DO NOTHING",
+        sqlite_statement=insert(table)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(table.c.id),
+    )
     return len(written)
 
 
 def _hook_secret(hook: OutgoingWebhook) -> str | None:
     """The hook's own signing secret; None (the server-derived default) for a hook without one."""
     return outgoing_webhooks.secret_of(hook) if hook.secret_encrypted else None
+
+
+def on_alerts_fired(
+    session: Session, *, alert_ids: Collection[int], team_ids: Collection[int], now: dt.datetime
+) -> None:
+    """`on_alerts_changed` for newly fired alerts, loading them only when somebody hears of it.
+
+    Most alerts fire where no Slack channel and no outgoing webhook listens; the ingest path then
+    skips reading back the rows it just wrote.
+    """
+    if not alert_ids:
+        return
+    listens = bool(outgoing_webhooks.subscriptions_for(session, team_ids=team_ids, event="fired"))
+    if not listens and get_settings().channels["slack"]:
+        listens = (
+            session.exec(
+                select(Integration.id)
+                .join(Alert, col(Alert.integration_id) == col(Integration.id))
+                .where(col(Alert.id).in_(list(alert_ids)), col(Integration.slack_channel_id).is_not(None))
+                .where(Integration.slack_channel_id != "")
+                .limit(1)
+            ).first()
+            is not None
+        )
+    if not listens:
+        return
+    fired = session.exec(select(Alert).where(col(Alert.id).in_(list(alert_ids)))).all()
+    on_alerts_changed(session, changes=[(alert, "fired") for alert in fired], now=now)
 
 
 def on_alerts_changed(
