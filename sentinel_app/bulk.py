@@ -2,10 +2,10 @@
 
 SQLAlchemy's multi-row form writes `VALUES (…), (…), …` with a placeholder per cell, so every
 batch size is a new, long SQL string that psycopg re-tokenises in Python on each call (it caches
-only short statements) and PostgreSQL re-plans. `INSERT … SELECT FROM unnest(%(col)s::type[], …)`
-sends one array per column instead: the statement text never changes, psycopg caches its
-conversion and PostgreSQL prepares it. Measured on the ingest path this cut the client's CPU per
-alert by more than a third. SQLite keeps SQLAlchemy's form (it has no arrays, and its statements
+only short statements) and PostgreSQL re-plans. `INSERT … SELECT FROM unnest(%(col)b::type[], …)`
+sends one binary array per column instead: the statement text never changes, psycopg caches its
+conversion and PostgreSQL prepares it, and no element needs escaping. Measured on the ingest
+path this cut the client's CPU per alert by more than half. SQLite keeps SQLAlchemy's form (it has no arrays, and its statements
 are cheap to prepare).
 """
 
@@ -15,7 +15,7 @@ import enum
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
-_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_PG = postgresql.dialect()
 
 
 def insert_rows(
@@ -41,22 +41,22 @@ def insert_rows(
     statement used elsewhere (default: a plain INSERT … RETURNING `returning`). Correlate returned
     rows by a returned key, never by position.
     """
-    if not rows:
-        return []
-    if session.get_bind().dialect.name != "postgresql":
+    found: list[Row[Any]] = []
+    shapes: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(tuple(row), []).append(row)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for given, group in shapes.items():
+        if postgres:
+            found.extend(_insert_pg(session, table, given, group, tuple(returning), on_conflict))
+            continue
         statement = sqlite_statement
         if statement is None:
             statement = sa.insert(table)
             if returning:
                 statement = statement.returning(*(table.c[name] for name in returning))
-        result = session.execute(statement, list(rows))
-        return result.all() if result.returns_rows else []
-    shapes: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        shapes.setdefault(tuple(row), []).append(row)
-    found: list[Row[Any]] = []
-    for given, group in shapes.items():
-        found.extend(_insert_pg(session, table, given, group, tuple(returning), on_conflict))
+        result = session.execute(statement, group)
+        found.extend(result.all() if result.returns_rows else [])  # type: ignore[attr-defined]
     return found
 
 
@@ -69,18 +69,14 @@ def _insert_pg(
     on_conflict: str,
 ) -> Sequence[Row[Any]]:
     sql, columns, converters = _plan(table, given, returning, on_conflict)
-    defaults = [(name, table.c[name].default) for name in columns[len(given) :]]
     params = {
         f"c{index}": [convert(row[name]) for row in rows]
         for index, (name, convert) in enumerate(zip(given, converters, strict=False))
     }
-    for offset, (_name, default) in enumerate(defaults, start=len(given)):
+    for offset in range(len(given), len(columns)):
         convert = converters[offset]
-        make = default.arg if default is not None else None
-        params[f"c{offset}"] = [
-            convert(make(None) if callable(make) else make)
-            for _ in rows  # type: ignore[misc]
-        ]
+        make = getattr(table.c[columns[offset]].default, "arg", None)
+        params[f"c{offset}"] = [convert(make(None) if callable(make) else make) for _ in rows]
     result = session.connection().exec_driver_sql(sql, params)
     return result.all() if returning else []
 
@@ -106,8 +102,7 @@ def _plan(
         column_type = table.c[name].type
         impl = column_type.dialect_impl(_PG)
         if isinstance(impl, sa.TypeDecorator):
-            bind = impl.process_bind_param
-            converters.append(lambda v, bind=bind: bind(v, _PG))
+            converters.append(partial(impl.process_bind_param, dialect=_PG))
         elif isinstance(impl, sa.JSON):
             converters.append(_json)
         else:

@@ -373,8 +373,9 @@ class PostgresBus(Bus):
             return super().publish_many(session, events)
         # No JSON round trip here: on PostgreSQL subscribers get their events from NOTIFY.
         prepared = [_prepare(kind, data, key, round_trip=False) for kind, data, key in events]
-        conn.execute(
-            text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
+        # A binary array parameter: psycopg's text format escapes every JSON quote with a regex.
+        conn.exec_driver_sql(
+            "SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)b::text[]) AS p",
             {"channel": self.channel, "payloads": [payload for _, payload in prepared]},
         )
         return [event for event, _ in prepared]

@@ -62,3 +62,35 @@ def test_fired_acknowledged_and_resolved_are_announced(
     assert keys[3].startswith(f"slack:a{alert_id}:resolved:")
     assert keys[4].startswith(f"hook{hook.id}:a{alert_id}:resolved:")
     assert len(keys) == 5  # the webhook did not subscribe to acknowledgements
+
+
+@pytest.mark.parametrize(
+    ("slack_token", "channel", "announced"),
+    [
+        pytest.param("xoxb-test", "C0123", True, id="slack-channel"),
+        pytest.param("xoxb-test", None, False, id="no-channel"),
+        pytest.param(None, "C0123", False, id="slack-not-configured"),
+    ],
+)
+def test_firing_is_announced_only_where_somebody_listens(
+    engine: sa.Engine,
+    db: Session,
+    settings_env: pytest.MonkeyPatch,
+    slack_token: str | None,
+    channel: str | None,
+    announced: bool,
+) -> None:
+    if slack_token:
+        settings_env.setenv("SENTINEL_SLACK_BOT_TOKEN", slack_token)
+    team = factories.team(db)
+    integration = factories.integration(db, team.id, slack_channel_id=channel)
+    with session_scope(write=True, engine=engine) as session:
+        row = session.get(type(integration), integration.id)
+        assert row is not None
+        [result] = alerts.ingest(
+            session,
+            integration=row,
+            alerts=[NormalizedAlert(action="trigger", dedup_key="k", title="Disk full")],
+            now=NOW,
+        )
+    assert _keys(engine) == ([f"slack:a{result.alert_id}:fired"] if announced else [])

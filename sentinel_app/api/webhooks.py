@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -12,20 +13,21 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from sentinel_app import ingest
 from sentinel_app.api import metrics
 from sentinel_app.api.deps import engine_of
 from sentinel_app.api.errors import ApiError, error_response
-from sentinel_app.db import session_scope, utcnow
-from sentinel_app.ingest.normalized import NormalizedAlert, PayloadError
+from sentinel_app.api.ingest_writer import IngestWriter
+from sentinel_app.db import utcnow
+from sentinel_app.ingest.normalized import PayloadError
 from sentinel_app.models import Integration, IntegrationKind
 from sentinel_app.services import alerts as alert_service
 from sentinel_app.services.integrations import (
     ONCALL_PATHS,
     CachedIntegration,
+    is_cached,
     lookup_by_token,
     signing_secret,
 )
@@ -36,9 +38,9 @@ SIGNATURE_HEADER = "x-sentinel-signature"
 _KINDS = {k.value for k in IntegrationKind}
 # Grafana OnCall's path segment → our sender kind.
 _ONCALL = {path: kind.value for kind, path in ONCALL_PATHS.items()}
-# Writing last_received_at on every request would serialise all senders of one integration.
 _LAST_RECEIVED_GRANULARITY = dt.timedelta(seconds=10)
-_DEADLOCK_RETRIES = 3
+# Parsing this much JSON on the event loop costs well under a millisecond.
+_INLINE_BODY_BYTES = 64 * 1024
 
 
 def _json_body(request: Request, body: bytes) -> Any:
@@ -75,29 +77,36 @@ def _check_signature(request: Request, integration: Integration, body: bytes) ->
         raise ApiError(401, f"missing or wrong {SIGNATURE_HEADER} header", field=SIGNATURE_HEADER)
 
 
-def _process(
+def _prepare(
     request: Request, kind: str, token: str, body: bytes, payload: Any, lenient: bool
-) -> dict[str, Any]:
-    engine = engine_of(request)
-    now = utcnow()
-    cached = _integration(engine, token)
+) -> tuple[alert_service.IngestRequest, bool]:
+    """Authenticate and normalise one request: what to write, and whether to stamp last_received_at."""
+    cached = _integration(engine_of(request), token)
     integration = cached.integration
     _check_signature(request, integration, body)
+    now = utcnow()
     parsed = ingest.parse(kind, payload, grouping=integration.grouping, lenient=lenient, now=now)
-    # One lock order for every request, so concurrent batches cannot deadlock.
-    parsed = sorted(parsed, key=lambda a: a.dedup_key)
-    results = _ingest_with_retry(engine, cached, parsed, now)
-    if (
+    # Writing last_received_at on every request would serialise all senders of one integration.
+    touch = (
         integration.last_received_at is None
         or now - integration.last_received_at > _LAST_RECEIVED_GRANULARITY
-    ):
+    )
+    if touch:
         integration.last_received_at = now
-        with session_scope(write=True, engine=engine) as session:
-            session.execute(
-                sa.update(Integration)
-                .where(Integration.id == integration.id)  # type: ignore[arg-type]
-                .values(last_received_at=now)
-            )
+    return alert_service.IngestRequest(integration, parsed, cached.routes), touch
+
+
+def _writer(request: Request) -> IngestWriter:
+    # Created on the event loop, so concurrent requests cannot race to make two.
+    state = request.app.state
+    engine = engine_of(request)
+    writer: IngestWriter | None = getattr(state, "ingest_writer", None)
+    if writer is None or writer.engine is not engine:
+        writer = state.ingest_writer = IngestWriter.for_engine(engine)
+    return writer
+
+
+def _answer(kind: str, results: list[alert_service.IngestResult]) -> dict[str, Any]:
     for result in results:
         metrics.ALERTS.labels(source=kind, outcome=result.action.value).inc()
         if result.action.value == "occurrence":
@@ -110,22 +119,6 @@ def _process(
     }
 
 
-def _ingest_with_retry(
-    engine: sa.Engine, cached: CachedIntegration, parsed: list[NormalizedAlert], now: dt.datetime
-) -> list[alert_service.IngestResult]:
-    for attempt in range(_DEADLOCK_RETRIES):
-        try:
-            with session_scope(write=True, engine=engine) as session:
-                return alert_service.ingest(
-                    session, integration=cached.integration, alerts=parsed, now=now, routes=cached.routes
-                )
-        except OperationalError as exc:
-            code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-            if code not in ("40P01", "40001") or attempt == _DEADLOCK_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
 async def _handle(request: Request, kind: str, token: str | None, *, lenient: bool = False) -> JSONResponse:
     began = time.perf_counter()
     if kind not in _KINDS:
@@ -136,7 +129,12 @@ async def _handle(request: Request, kind: str, token: str | None, *, lenient: bo
     if token is None:
         token = _token_from(request, kind, payload)
     try:
-        result = await run_in_threadpool(_process, request, kind, token, body, payload, lenient)
+        if len(body) <= _INLINE_BODY_BYTES and is_cached(engine_of(request), token):
+            # A small payload of a known integration is cheaper to parse here than to hand to a thread.
+            work, touch = _prepare(request, kind, token, body, payload, lenient)
+        else:
+            work, touch = await run_in_threadpool(_prepare, request, kind, token, body, payload, lenient)
+        results = await asyncio.wrap_future(_writer(request).submit(work, touch=touch))
     except PayloadError as exc:
         if kind == IntegrationKind.PAGERDUTY:
             return error_response(
@@ -153,6 +151,7 @@ async def _handle(request: Request, kind: str, token: str | None, *, lenient: bo
         raise
     finally:
         metrics.LATENCY.labels(source=kind).observe(time.perf_counter() - began)
+    result = _answer(kind, results)
     if kind == IntegrationKind.PAGERDUTY:
         dedup = result["alerts"][0]["dedup_key"] if result["alerts"] else None
         return JSONResponse(

@@ -82,24 +82,23 @@ def upsert_firing(
 ) -> IngestResult:
     """Open a new alert or count an occurrence of the open one, atomically (INSERT … ON CONFLICT)."""
     [result] = _upsert_firing_many(
-        session, [(team_id, integration_id, escalation_policy_id, alert)], actor, now
+        session, [(team_id, integration_id, escalation_policy_id, alert, actor)], now
     )
     return result
 
 
-_Firing = tuple[int, int | None, int | None, NormalizedAlert]
+# (team id, integration id, escalation policy id, alert, who sent it)
+_Firing = tuple[int, int | None, int | None, NormalizedAlert, Actor]
 
 
-def _upsert_firing_many(
-    session: Session, items: Sequence[_Firing], actor: Actor, now: dt.datetime
-) -> list[IngestResult]:
+def _upsert_firing_many(session: Session, items: Sequence[_Firing], now: dt.datetime) -> list[IngestResult]:
     """Upsert many firings in few statements; repeats of a key within the batch go in later rounds."""
     snapshots, existing = escalations.usable_snapshots(
         session, policy_ids=[item[2] for item in items if item[2] is not None]
     )
     if any(item[2] is not None and item[2] not in existing for item in items):
         # A policy deleted moments ago (routes are cached briefly): keep the alert, drop the reference.
-        items = [(t, i, p if p in existing else None, a) for t, i, p, a in items]
+        items = [(t, i, p if p in existing else None, a, who) for t, i, p, a, who in items]
     results: list[IngestResult | None] = [None] * len(items)
     events: list[dict[str, Any]] = []
     published: list[tuple[str, dict[str, Any], str | None]] = []
@@ -132,7 +131,7 @@ def _upsert_firing_many(
             }
             rows = [by_scope[(it[1], it[0] if it[1] is None else 0, it[3].dedup_key)] for _, it in batch]
             for (index, item), row in zip(batch, rows, strict=True):
-                alert = item[3]
+                alert, actor = item[3], item[4]
                 created = row.occurrence_count == 1
                 events.append(
                     {
@@ -156,7 +155,7 @@ def _upsert_firing_many(
                 results[index] = IngestResult(
                     IngestAction.CREATE if created else IngestAction.OCCURRENCE, row.id, alert.dedup_key
                 )
-    bulk.insert_rows(session, AlertEvent.__table__, events)  # type: ignore[arg-type]
+    bulk.insert_rows(session, AlertEvent.__table__, events)  # type: ignore[attr-defined]
     bus.publish_many(session, published)
     created = [
         (result.alert_id, item[2])
@@ -182,7 +181,7 @@ def _upsert_firing_many(
 
 
 def _firing_values(item: _Firing, now: dt.datetime) -> dict[str, Any]:
-    team_id, integration_id, policy_id, alert = item
+    team_id, integration_id, policy_id, alert, _ = item
     return {
         "team_id": team_id,
         "integration_id": integration_id,
@@ -239,6 +238,15 @@ def _build_upsert(dialect: str, with_integration: bool) -> Any:
     ).returning(*(table.c[name] for name in _RETURNED))
 
 
+@dataclass(frozen=True)
+class IngestRequest:
+    """One sender request: its integration, its normalised alerts, the integration's routing rules."""
+
+    integration: Integration
+    alerts: Sequence[NormalizedAlert]
+    routes: Sequence[IntegrationRoute] | None = None
+
+
 def ingest(
     session: Session,
     *,
@@ -251,23 +259,55 @@ def ingest(
 
     `routes` are the integration's routing rules when the caller already has them.
     """
-    assert integration.id is not None
-    actor = Actor(label=integration.name, channel="integration")
-    if routes is None:
-        routes = routes_of(session, integration_id=integration.id)
-    results: list[IngestResult | None] = [None] * len(alerts)
-    firing: list[tuple[int, _Firing]] = []
-    for index, alert in enumerate(alerts):
-        if alert.action == "trigger":
-            team_id, policy_id = _route(integration, routes, alert.labels)
-            firing.append((index, (team_id, integration.id, policy_id, alert)))
-            continue
-        results[index] = _signal(session, integration.id, alert, actor, now)
-    if firing:
-        upserted = _upsert_firing_many(session, [item for _, item in firing], actor, now)
-        for (index, _), result in zip(firing, upserted, strict=True):
-            results[index] = result
-    return [r for r in results if r is not None]
+    [results] = ingest_many(session, requests=[IngestRequest(integration, alerts, routes)], now=now)
+    return results
+
+
+def ingest_many(
+    session: Session, *, requests: Sequence[IngestRequest], now: dt.datetime
+) -> list[list[IngestResult]]:
+    """Apply several requests in the session's transaction, as if one after another; results per request.
+
+    Within a request, resolves and acknowledgements apply before new firings (a payload may
+    resolve an alert and fire its key again). Firings of all requests are written together in a
+    few statements; a resolve or acknowledgement of a key that an earlier request fired writes
+    the pending firings first, so each key sees its changes in request order.
+    """
+    results: list[list[IngestResult | None]] = [[None] * len(r.alerts) for r in requests]
+    pending: list[tuple[int, int, _Firing]] = []
+    pending_keys: set[tuple[int, str]] = set()
+
+    def write_pending() -> None:
+        # One lock order for every transaction (stable: repeats of a key keep request order),
+        # so concurrent writers cannot deadlock on each other's rows.
+        pending.sort(key=lambda p: (p[2][1] or 0, p[2][3].dedup_key))
+        upserted = _upsert_firing_many(session, [item for _, _, item in pending], now)
+        for (r_index, a_index, _), result in zip(pending, upserted, strict=True):
+            results[r_index][a_index] = result
+        pending.clear()
+        pending_keys.clear()
+
+    for r_index, request in enumerate(requests):
+        integration = request.integration
+        assert integration.id is not None
+        actor = Actor(label=integration.name, channel="integration")
+        routes = request.routes
+        if routes is None:
+            routes = routes_of(session, integration_id=integration.id)
+        firing: list[tuple[int, int, _Firing]] = []
+        for a_index, alert in enumerate(request.alerts):
+            if alert.action == "trigger":
+                team_id, policy_id = _route(integration, routes, alert.labels)
+                firing.append((r_index, a_index, (team_id, integration.id, policy_id, alert, actor)))
+                continue
+            if (integration.id, alert.dedup_key) in pending_keys:
+                write_pending()
+            results[r_index][a_index] = _signal(session, integration.id, alert, actor, now)
+        pending.extend(firing)
+        pending_keys.update((integration.id, item[3].dedup_key) for _, _, item in firing)
+    if pending:
+        write_pending()
+    return [[r for r in per_request if r is not None] for per_request in results]
 
 
 def _signal(

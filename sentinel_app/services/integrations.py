@@ -238,6 +238,13 @@ def forget_cached() -> None:
         _cache.clear()
 
 
+def is_cached(engine: sa.Engine, token: str) -> bool:
+    """Whether `lookup_by_token` would answer from memory, without touching the database."""
+    with _cache_lock:
+        hit = _cache.get((str(engine.url), hash_token(token)))
+    return hit is not None and hit.expires > time.monotonic()
+
+
 def lookup_by_token(engine: sa.Engine, token: str) -> CachedIntegration | None:
     """The integration owning `token` with its routing rules, from a short-lived cache."""
     key = (str(engine.url), hash_token(token))
