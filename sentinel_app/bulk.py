@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache, partial
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
@@ -86,7 +87,12 @@ def _plain(value: Any) -> Any:
 
 
 def _json(value: Any) -> Any:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # what orjson refuses (integers over 64 bits, non-string keys) json takes
+        return json.dumps(value, separators=(",", ":"))
 
 
 @lru_cache(maxsize=64)

@@ -101,3 +101,12 @@ def test_too_long_text_is_refused_not_cut(db: Session) -> None:
         bulk.insert_rows(db, EVENTS, [{"alert_id": alert_id, "kind": "x" * 500}])
     db.rollback()
     assert db.exec(select(sa.func.count()).select_from(EVENTS)).one() == 0
+
+
+def test_json_that_orjson_refuses_is_still_written(db: Session) -> None:
+    alert_id = _alert_id(db)
+    payload = {"big": 10**30, 7: "integer key"}
+    bulk.insert_rows(db, EVENTS, [{"alert_id": alert_id, "payload": payload}])
+    db.commit()
+    [event] = db.exec(select(AlertEvent)).all()
+    assert event.payload == {"big": 10**30, "7": "integer key"}
