@@ -169,6 +169,11 @@ class DispatchConfig:
     max_wait: float = 30.0
     # Rows that wait for a token do not take a send slot, but this caps how many a dispatcher holds.
     max_held: int = 1000
+    # Results are written once this many are waiting, or `record_delay` seconds after the first:
+    # a few larger transactions instead of one per handful of sends. The message is out already;
+    # only its row's status waits (a crash in between means a resend, as for any unrecorded send).
+    record_batch: int = 16
+    record_delay: float = 0.02
 
     @classmethod
     def from_settings(cls, settings: Settings, *, share: int | None = None) -> DispatchConfig:
@@ -221,6 +226,12 @@ class DispatcherCore:
         self.rng = rng
         self.limiter = RateLimiter(self.config.rates, burst=self.config.burst, max_wait=self.config.max_wait)
         self.stats: Counter[str] = Counter()
+        # SQLite has one writer: a claim and a result flush from this dispatcher's threads would
+        # wait for each other in SQLite's busy handler, which sleeps in steps of 1-100 ms. A
+        # lock hands the write over at once. PostgreSQL runs them side by side.
+        self._writes: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
         self._disabled_seen: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_event: asyncio.Event | None = None
@@ -247,7 +258,7 @@ class DispatcherCore:
         return batch
 
     def _claim_sync(self, now: dt.datetime, limit: int) -> Batch:
-        with session_scope(write=True, engine=self.engine) as session:
+        with self._writes, session_scope(write=True, engine=self.engine) as session:
             return outbox.prepare_batch(
                 session,
                 now=now,
@@ -285,26 +296,25 @@ class DispatcherCore:
     def _record_sync(self, results: list[tuple[int, DeliveryResult]], now: dt.datetime | None) -> None:
         when = now or self.clock()
         try:
-            with session_scope(write=True, engine=self.engine) as session:
-                recorded = [self._record_one(session, nid, result, when) for nid, result in results]
+            with self._writes, session_scope(write=True, engine=self.engine) as session:
+                recorded = outbox.record_results(
+                    session, results, now=when, worker_id=self.worker_id, rng=self.rng
+                )
         except Exception:
             log.exception("dispatcher: recording %d results failed; retrying one by one", len(results))
             recorded = []
             for nid, result in results:
                 try:
-                    with session_scope(write=True, engine=self.engine) as session:
-                        recorded.append(self._record_one(session, nid, result, when))
+                    with self._writes, session_scope(write=True, engine=self.engine) as session:
+                        [kept] = outbox.record_results(
+                            session, [(nid, result)], now=when, worker_id=self.worker_id, rng=self.rng
+                        )
+                    recorded.append(kept)
                 except Exception:  # the row stays claimed; its lease expiry retries it
                     log.exception("dispatcher: recording notification %s failed", nid)
                     recorded.append(False)
         for (_, result), kept in zip(results, recorded, strict=True):
             self.stats[result.status if kept else "ignored"] += 1
-
-    def _record_one(self, session: Any, nid: int, result: DeliveryResult, now: dt.datetime) -> bool:
-        row = outbox.record_result(
-            session, notification_id=nid, result=result, now=now, worker_id=self.worker_id, rng=self.rng
-        )
-        return row is not None
 
     async def run_once(self, *, now: dt.datetime | None = None, limit: int | None = None) -> Round:
         """One round: claim, send everything concurrently (bounded), record; `now` pins the clock."""
@@ -345,6 +355,13 @@ class DispatcherCore:
         # Rows waiting for a rate-limit token do not occupy a send slot.
         return self._held - self._waiting
 
+    def _room(self) -> int:
+        # One batch more than the send slots: it is claimed and composed while the sends before
+        # it are in flight, so slots do not sit idle for a claim's round trips. A row waits for a
+        # slot at most as long as one send (bounded by its timeout), well within its lease.
+        ahead = self.config.concurrency + self.config.batch_size - self._busy()
+        return min(ahead, self.config.max_held - self._held)
+
     async def run(self) -> None:
         """Claim, send and record until `stop()`; survives database and provider trouble."""
         self._loop = asyncio.get_running_loop()
@@ -356,7 +373,7 @@ class DispatcherCore:
         failures = 0
         try:
             while not self._stopping:
-                room = min(self.config.concurrency - self._busy(), self.config.max_held - self._held)
+                room = self._room()
                 timeout = self.config.poll_interval
                 if room > 0:
                     limit = min(room, self.config.batch_size)
@@ -380,7 +397,7 @@ class DispatcherCore:
                     if batch.next_due is not None:
                         until = (batch.next_due - self.clock()).total_seconds()
                         timeout = min(timeout, max(until, 0.01))
-                # Every send slot taken: finishing sends wake the loop (see _send_and_queue).
+                # Every send slot taken and a batch queued: finishing sends wake the loop.
                 self._starved = room <= 0
                 await self._idle(timeout)
                 self._starved = False
@@ -423,14 +440,23 @@ class DispatcherCore:
             self._held -= 1
         self._results.append((prepared.notification_id, result))
         self._results_event.set()
-        if self._starved and self._busy() <= self.config.concurrency // 2:
+        if self._starved and self._busy() <= self.config.concurrency:
             self.wake()
 
     async def _record_loop(self) -> None:
         assert self._results_event is not None
+        loop = asyncio.get_running_loop()
         while True:
             await self._results_event.wait()
             self._results_event.clear()
+            deadline = loop.time() + self.config.record_delay
+            while len(self._results) < self.config.record_batch and not self._stopping:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._results_event.wait(), remaining)
+                self._results_event.clear()
             await self._flush_results()
 
     async def _flush_results(self) -> None:

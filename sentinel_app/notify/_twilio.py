@@ -45,6 +45,10 @@ class TwilioClientHolder:
     def __init__(self, *, account_sid: str, auth_token: str, base_url: str | None = None) -> None:
         if not (account_sid and auth_token):
             raise ChannelDisabled("twilio", "account SID and auth token are required")
+        # The Twilio client imports its REST API modules on first use, which took about a second:
+        # here, when the registry is built, not inside the first send on the event loop.
+        import twilio.rest.api.v2010.account  # noqa: F401
+
         self.account_sid = account_sid
         self._auth_token = auth_token
         self._base_url = base_url

@@ -5,6 +5,10 @@ dedup of our at-least-once sends), `X-Sentinel-Timestamp` (unix seconds) and
 `X-Sentinel-Signature: sha256=<hex>` = HMAC-SHA256 of the raw body with the signing secret.
 The body repeats the timestamp, so it is covered by the signature: receivers should reject
 stale deliveries by it. Redirects are not followed.
+
+The client is aiohttp, not httpx: on a dispatcher sending 32 webhooks at once, httpx (with
+httpcore's pool, which rescans every connection for each request) cost 1.4-6 ms of CPU per
+request against 0.3 ms for aiohttp, and capped the whole dispatcher near 100-250 deliveries/s.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-import httpx
+import aiohttp
 
 from sentinel_app.notify.base import (
     ChannelKind,
@@ -93,14 +97,15 @@ class WebhookChannel:
         secret: str,
         events: Iterable[str] = EVENTS,
         timeout: float = 10.0,
-        client: httpx.AsyncClient | None = None,
+        session: aiohttp.ClientSession | None = None,
         verify: Any = True,
     ) -> None:
         self._secret = secret
         self.events = frozenset(events)
         self.timeout = timeout
-        self._client = client
-        self._own_client = client is None
+        self._session = session
+        self._own_session = session is None
+        # An SSLContext (trust), True (system trust) or False (no verification).
         self._verify = verify
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -110,17 +115,17 @@ class WebhookChannel:
         subscribed = frozenset(chosen) if chosen else self.events
         return event_of(message) in subscribed
 
-    def _get_client(self) -> httpx.AsyncClient:
+    def _get_session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if self._client is None or (self._own_client and self._loop is not loop):
-            self._client = httpx.AsyncClient(
-                timeout=self.timeout,
-                follow_redirects=False,
-                verify=self._verify,
+        if self._session is None or (self._own_session and self._loop is not loop):
+            # One session (and keep-alive connection pool) per event loop, reused for every send.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._verify),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
                 headers={"User-Agent": USER_AGENT},
             )
             self._loop = loop
-        return self._client
+        return self._session
 
     def request_parts(
         self, message: OutgoingMessage, *, now: float | None = None
@@ -155,15 +160,20 @@ class WebhookChannel:
         except Exception as exc:
             return log_result(self.kind, message, unbuildable("webhook", exc))
         try:
-            client = self._get_client()
-            async with asyncio.timeout(self.timeout):
-                response = await client.post(message.target, content=body, headers=headers)
+            session = self._get_session()
+            async with (
+                asyncio.timeout(self.timeout),
+                session.post(message.target, data=body, headers=headers, allow_redirects=False) as response,
+            ):
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+                # Read to the end so the connection goes back to the pool for the next send.
+                await response.read()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             result = classify_exception(exc, what="webhook")
         else:
-            status = response.status_code
             if 200 <= status < 300:
                 result = DeliveryResult.sent(headers["X-Sentinel-Delivery"], provider_status=str(status))
             elif 300 <= status < 400:
@@ -174,12 +184,12 @@ class WebhookChannel:
                 result = classify_http_status(
                     status,
                     f"webhook answered {status}",
-                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                    retry_after=parse_retry_after(retry_after),
                     gone_is_invalid_target=True,
                 )
         return log_result(self.kind, message, result)
 
     async def aclose(self) -> None:
-        if self._own_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        if self._own_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()

@@ -27,9 +27,10 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from sentinel_app import bulk
+from sentinel_app import bulk, bus
 from sentinel_app.models import (
     Alert,
     AlertEvent,
@@ -65,6 +66,7 @@ __all__ = [
     "on_alerts_changed",
     "prepare_batch",
     "record_result",
+    "record_results",
     "sms_ref",
 ]
 
@@ -186,14 +188,24 @@ def compose_alert_message(
     alert: Alert,
     composer: Composer,
     now: dt.datetime,
+    refs: dict[tuple[int, int], str] | None = None,
 ) -> OutgoingMessage:
-    """The message of a purpose="alert" row, from the alert as it is now (allocates SMS reply refs)."""
+    """The message of a purpose="alert" row, from the alert as it is now (allocates SMS reply refs).
+
+    `refs` caches reply refs by (user id, alert id) across the rows of a batch.
+    """
     assert alert.id is not None
     channel = notification.channel
     extra: dict[str, Any] = {"status": alert.status, "alert_url": composer.alert_url(alert.id)}
     if channel in REPLY_REF_CHANNELS:
         if notification.user_id is not None:
-            extra["reply_ref"] = sms_ref(session, user_id=notification.user_id, alert_id=alert.id, now=now)
+            pair = (notification.user_id, alert.id)
+            ref = refs.get(pair) if refs is not None else None
+            if ref is None:
+                ref = sms_ref(session, user_id=notification.user_id, alert_id=alert.id, now=now)
+                if refs is not None:
+                    refs[pair] = ref
+            extra["reply_ref"] = ref
         if composer.status_callback:
             extra["status_callback"] = composer.status_callback
     if channel == Channel.WEBHOOK.value:
@@ -279,7 +291,18 @@ def alert_for_sms_ref(session: Session, *, user_id: int, ref: str | None) -> int
 
 def _due_query(now: dt.datetime) -> Any:
     n = Notification
-    return select(n).where(
+    # The alert and the person of each row come in the same round trip (only outbox rows are locked).
+    return (
+        select(n, Alert, User)
+        .outerjoin(Alert, col(Alert.id) == col(n.alert_id))
+        .outerjoin(User, col(User.id) == col(n.user_id))
+        .where(*_due_conditions(now))
+    )
+
+
+def _due_conditions(now: dt.datetime) -> tuple[Any, ...]:
+    n = Notification
+    return (
         col(n.status).in_([PENDING, SENDING]),
         sa.or_(col(n.next_attempt_at) <= now, col(n.next_attempt_at).is_(None)),
         # A sending row is due again only once its sender's lease ran out (the sender died).
@@ -294,14 +317,24 @@ def claim_due(
 
     Rows whose sender died after their last allowed attempt are failed here instead.
     """
+    return _claim(session, now=now, limit=limit, worker_id=worker_id, lease=lease)[0]
+
+
+def _claim(
+    session: Session, *, now: dt.datetime, limit: int, worker_id: str, lease: dt.timedelta
+) -> tuple[list[Notification], dict[int, Alert], dict[int, User]]:
+    """`claim_due`, plus the alerts and users of the claimed rows (by id) that came with them."""
     if limit <= 0:
-        return []
-    rows = session.exec(
+        return [], {}, {}
+    found = session.exec(
         _due_query(now)
         .order_by(col(Notification.next_attempt_at).asc().nulls_first(), col(Notification.id))
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=Notification)
     ).all()
+    rows = [row for row, _, _ in found]
+    alerts = {alert.id: alert for _, alert, _ in found if alert is not None and alert.id is not None}
+    users = {user.id: user for _, _, user in found if user is not None and user.id is not None}
     claimed: list[Notification] = []
     for row in rows:
         if row.status == SENDING and row.attempts >= row.max_attempts:
@@ -312,15 +345,49 @@ def claim_due(
                 now=now,
             )
             continue
-        row.status = SENDING
-        row.claimed_by = worker_id[:100]
-        row.claimed_until = now + lease
-        row.attempts += 1
-        row.updated_at = now
-        session.add(row)
         claimed.append(row)
     session.flush()
-    return claimed
+    if claimed:
+        _lease(session, claimed, worker_id=worker_id[:100], until=now + lease, now=now)
+    return claimed, alerts, users
+
+
+_PG_LEASE = (
+    "UPDATE notifications SET status = %(status)s, claimed_by = %(worker)s, claimed_until = %(until)s,"
+    " attempts = attempts + 1, updated_at = %(now)s WHERE id = ANY(%(ids)s::bigint[])"
+)
+
+
+def _lease(
+    session: Session, rows: Sequence[Notification], *, worker_id: str, until: dt.datetime, now: dt.datetime
+) -> None:
+    """Mark claimed rows sending: one UPDATE for the batch instead of one per row (ORM flush)."""
+    ids = [row.id for row in rows]
+    if session.get_bind().dialect.name == "postgresql":
+        # Fixed text whatever the batch size: psycopg and PostgreSQL prepare it once.
+        params = {"status": SENDING, "worker": worker_id, "until": until, "now": now, "ids": ids}
+        session.connection().exec_driver_sql(_PG_LEASE, params)
+    else:
+        n = Notification.__table__  # type: ignore[attr-defined]
+        session.execute(
+            sa.update(n)
+            .where(n.c.id.in_(ids))
+            .values(
+                status=SENDING,
+                claimed_by=worker_id,
+                claimed_until=until,
+                attempts=n.c.attempts + 1,
+                updated_at=now,
+            )
+        )
+    # The loaded objects learn the stored values without becoming dirty: a later change to one
+    # (a put-back) is flushed as a change from these.
+    for row in rows:
+        set_committed_value(row, "status", SENDING)
+        set_committed_value(row, "claimed_by", worker_id)
+        set_committed_value(row, "claimed_until", until)
+        set_committed_value(row, "attempts", row.attempts + 1)
+        set_committed_value(row, "updated_at", now)
 
 
 def next_due(session: Session, *, now: dt.datetime) -> dt.datetime | None:
@@ -384,34 +451,65 @@ class _Context:
     users: dict[int, User]
     devices: dict[int, PushDevice]
     methods: dict[int, ContactMethod]
+    # SMS/voice reply refs by (user id, alert id): the existing ones, then those allocated here.
+    refs: dict[tuple[int, int], str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, session: Session, rows: Sequence[Notification]) -> _Context:
+    def load(
+        cls,
+        session: Session,
+        rows: Sequence[Notification],
+        *,
+        alerts: Mapping[int, Alert] | None = None,
+        users: Mapping[int, User] | None = None,
+    ) -> _Context:
+        """What `rows` refer to; `alerts` and `users` already loaded are not read again."""
+
         def ids(values: Iterable[int | None]) -> set[int]:
             return {v for v in values if v is not None}
+
+        def by_id(model: Any, wanted: set[int], known: Mapping[int, Any] | None) -> dict[int, Any]:
+            have = {i: known[i] for i in wanted if i in known} if known else {}
+            return have | _by_id(session, model, wanted - have.keys())
 
         alert_ids = ids(_alert_id_of(r) for r in rows)
         user_ids = ids(r.user_id for r in rows)
         device_ids = ids(r.push_device_id for r in rows)
         method_ids = ids(r.contact_method_id for r in rows)
+        ref_users = ids(r.user_id for r in rows if r.channel in REPLY_REF_CHANNELS and r.purpose == "alert")
+        refs: dict[tuple[int, int], str] = {}
+        if ref_users and alert_ids:
+            # One query instead of one per SMS/call row; new refs are still allocated by `sms_ref`.
+            for user_id, alert_id, ref in session.exec(
+                select(SmsRef.user_id, SmsRef.alert_id, SmsRef.ref).where(
+                    col(SmsRef.user_id).in_(ref_users), col(SmsRef.alert_id).in_(alert_ids)
+                )
+            ).all():
+                refs[(user_id, alert_id)] = ref
         return cls(
-            alerts=_by_id(session, Alert, alert_ids),
-            users=_by_id(session, User, user_ids),
+            alerts=by_id(Alert, alert_ids, alerts),
+            users=by_id(User, user_ids, users),
             devices=_by_id(session, PushDevice, device_ids),
             methods=_by_id(session, ContactMethod, method_ids),
+            refs=refs,
         )
 
 
 def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
     if not ids:
         return {}
-    return {row.id: row for row in session.exec(select(model).where(col(model.id).in_(ids))).all()}
+    query = select(model).where(_id_in(session, col(model.id), sorted(ids)))
+    return {row.id: row for row in session.exec(query).all()}
 
 
 def _alert_id_of(row: Notification) -> int | None:
-    if row.alert_id is not None:
-        return row.alert_id
-    value = (row.payload or {}).get("alert_id")
+    return _alert_id_from(row.alert_id, row.payload)
+
+
+def _alert_id_from(alert_id: int | None, payload: Mapping[str, Any] | None) -> int | None:
+    if alert_id is not None:
+        return alert_id
+    value = (payload or {}).get("alert_id")
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
 
 
@@ -431,10 +529,10 @@ def prepare_batch(
     cancelled). `admit` (a rate limiter) may put a row back until it has room; such a row's
     attempt is not counted.
     """
-    rows = claim_due(session, now=now, limit=limit, worker_id=worker_id, lease=lease)
+    rows, alerts, users = _claim(session, now=now, limit=limit, worker_id=worker_id, lease=lease)
     batch = Batch(claimed=len(rows))
     if rows:
-        ctx = _Context.load(session, rows)
+        ctx = _Context.load(session, rows, alerts=alerts, users=users)
         for row in rows:
             _prepare_one(session, row, ctx, batch, now=now, composer=composer, admit=admit)
         session.flush()
@@ -530,7 +628,7 @@ def _compose(
         alert_id = _alert_id_of(row)
         assert alert_id is not None  # checked by _unsendable
         return compose_alert_message(
-            session, notification=row, alert=ctx.alerts[alert_id], composer=composer, now=now
+            session, notification=row, alert=ctx.alerts[alert_id], composer=composer, now=now, refs=ctx.refs
         )
     message = OutgoingMessage.from_payload(
         row.channel, row.target, row.payload or {}, important=row.important
@@ -629,40 +727,287 @@ def record_result(
     Final outcomes add a timeline entry and publish `alert.updated`; a dead push token
     deactivates the device in the same transaction.
     """
-    row = session.exec(
-        select(Notification).where(Notification.id == notification_id).with_for_update()
-    ).first()
-    if row is None or row.status != SENDING or row.claimed_by != worker_id[:100]:
-        # Our lease ran out and another dispatcher took the row over: its result counts.
-        log.info(
-            "outbox: result for notification %s ignored: no longer claimed by %s", notification_id, worker_id
-        )
+    [kept] = record_results(session, [(notification_id, result)], now=now, worker_id=worker_id, rng=rng)
+    if not kept:
         return None
-    row.provider_status = result.provider_status[:64]
-    row.claimed_until = None
-    row.updated_at = now
+    # The row was written with Core statements: reload it so callers see the stored values.
+    return session.get(Notification, notification_id, populate_existing=True)
+
+
+# The columns recording a result needs, read in one locking SELECT per batch.
+_RECORD_COLUMNS = (
+    "id",
+    "status",
+    "claimed_by",
+    "attempts",
+    "max_attempts",
+    "channel",
+    "purpose",
+    "target",
+    "payload",
+    "alert_id",
+    "user_id",
+    "push_device_id",
+)
+
+# One fixed statement for any batch size (see sentinel_app/bulk.py for why that matters on
+# PostgreSQL). NULL in provider_id, sent_at or next_attempt_at keeps the stored value.
+_PG_RECORD_UPDATE = (
+    "UPDATE notifications AS n SET status = v.status, provider_status = v.provider_status,"
+    " error = v.error, provider_id = COALESCE(v.provider_id, n.provider_id),"
+    " sent_at = COALESCE(v.sent_at, n.sent_at),"
+    " next_attempt_at = COALESCE(v.next_attempt_at, n.next_attempt_at),"
+    " claimed_until = NULL, updated_at = %(now)s"
+    " FROM unnest(%(id)b::bigint[], %(status)b::varchar[], %(provider_status)b::varchar[],"
+    " %(error)b::text[], %(provider_id)b::varchar[], %(sent_at)b::timestamptz[],"
+    " %(next_attempt_at)b::timestamptz[])"
+    " AS v(id, status, provider_status, error, provider_id, sent_at, next_attempt_at)"
+    " WHERE n.id = v.id"
+)
+_UPDATED_FIELDS = ("id", "status", "provider_status", "error", "provider_id", "sent_at", "next_attempt_at")
+
+
+def _sqlite_record_update() -> Any:
+    table = Notification.__table__  # type: ignore[attr-defined]
+    c = table.c
+
+    def keep(name: str) -> Any:
+        return sa.func.coalesce(sa.bindparam(f"v_{name}", type_=c[name].type), c[name])
+
+    return (
+        sa.update(table)
+        .where(c.id == sa.bindparam("v_id"))
+        .values(
+            status=sa.bindparam("v_status"),
+            provider_status=sa.bindparam("v_provider_status"),
+            error=sa.bindparam("v_error"),
+            provider_id=keep("provider_id"),
+            sent_at=keep("sent_at"),
+            next_attempt_at=keep("next_attempt_at"),
+            claimed_until=None,
+            updated_at=sa.bindparam("v_now", type_=c.updated_at.type),
+        )
+    )
+
+
+@dataclass
+class _Outcome:
+    """What recording one result writes: the row's new values and its timeline entry, if any."""
+
+    row: Any
+    status: str
+    provider_status: str
+    error: str
+    provider_id: str | None = None
+    sent_at: dt.datetime | None = None
+    next_attempt_at: dt.datetime | None = None
+    # (ok, reason) of the timeline entry; None for a retry that will be tried again.
+    note: tuple[bool, str] | None = None
+
+
+def record_results(
+    session: Session,
+    results: Sequence[tuple[int, DeliveryResult]],
+    *,
+    now: dt.datetime,
+    worker_id: str,
+    rng: random.Random | None = None,
+) -> list[bool]:
+    """Store many send outcomes in a few statements; per result, whether it was kept.
+
+    A result is ignored (False) when its row is no longer claimed by `worker_id`. Final outcomes
+    add a timeline entry and publish `alert.updated`; a dead push token deactivates the device.
+    """
+    if not results:
+        return []
+    n = Notification.__table__  # type: ignore[attr-defined]
+    a = Alert.__table__  # type: ignore[attr-defined]
+    u = User.__table__  # type: ignore[attr-defined]
+    d = PushDevice.__table__  # type: ignore[attr-defined]
+    ids = sorted({nid for nid, _ in results})
+    # What the timeline needs (alert, person, device) comes in the same round trip; only the
+    # outbox rows are locked, in id order, so two recorders never wait on each other in a cycle.
+    query = (
+        sa.select(
+            *(n.c[name] for name in _RECORD_COLUMNS),
+            a.c.team_id.label("alert_team_id"),
+            a.c.status.label("alert_status"),
+            a.c.severity.label("alert_severity"),
+            u.c.name.label("user_name"),
+            d.c.name.label("device_name"),
+        )
+        .select_from(
+            n.outerjoin(a, a.c.id == n.c.alert_id)
+            .outerjoin(u, u.c.id == n.c.user_id)
+            .outerjoin(d, d.c.id == n.c.push_device_id)
+        )
+        .where(_id_in(session, n.c.id, ids))
+        .order_by(n.c.id)
+        .with_for_update(of=n)
+    )
+    rows = {row.id: row for row in session.execute(query)}
+    owner = worker_id[:100]
+    kept: list[bool] = []
+    outcomes: list[_Outcome] = []
+    for nid, result in results:
+        row = rows.pop(nid, None)  # popped: a repeated id finds its row already recorded
+        if row is None or row.status != SENDING or row.claimed_by != owner:
+            # Our lease ran out and another dispatcher took the row over: its result counts.
+            log.info("outbox: result for notification %s ignored: no longer claimed by %s", nid, worker_id)
+            kept.append(False)
+            continue
+        kept.append(True)
+        outcomes.append(_outcome(session, row, result, now=now, rng=rng))
+    if outcomes:
+        _write_outcomes(session, outcomes, now=now)
+        _timeline_many(session, [o for o in outcomes if o.note is not None], now=now)
+    return kept
+
+
+def _outcome(
+    session: Session, row: Any, result: DeliveryResult, *, now: dt.datetime, rng: random.Random | None
+) -> _Outcome:
+    provider_status = result.provider_status[:64]
     if result.status == "sent":
-        row.status = SENT
-        row.sent_at = now
-        row.provider_id = result.provider_id[:200]
-        row.error = ""
-        session.add(row)
-        _timeline(session, row, ok=True, reason="", now=now)
-    elif result.status == "retry":
+        return _Outcome(
+            row,
+            SENT,
+            provider_status,
+            "",
+            provider_id=result.provider_id[:200],
+            sent_at=now,
+            note=(True, ""),
+        )
+    if result.status == "retry":
         if row.attempts >= row.max_attempts:
-            _fail(session, row, f"gave up after {row.attempts} attempts: {_reason(result)}", now=now)
+            reason = f"gave up after {row.attempts} attempts: {_reason(result)}"
+            return _Outcome(row, FAILED, provider_status, reason, note=(False, reason))
+        delay = backoff_delay(row.attempts, retry_after=result.retry_after, rng=rng)
+        return _Outcome(
+            row,
+            PENDING,
+            provider_status,
+            result.error,
+            next_attempt_at=now + dt.timedelta(seconds=delay),
+        )
+    if result.status == "invalid_target" and row.channel in PUSH_CHANNELS:
+        _deactivate_device(
+            session,
+            device_id=row.push_device_id,
+            platform=row.channel,
+            token=row.target,
+            reason=result.provider_status or result.error,
+            now=now,
+        )
+    reason = _reason(result)
+    return _Outcome(row, FAILED, provider_status, result.error or reason, note=(False, reason))
+
+
+def _write_outcomes(session: Session, outcomes: Sequence[_Outcome], *, now: dt.datetime) -> None:
+    values = [
+        (o.row.id, o.status, o.provider_status, o.error, o.provider_id, o.sent_at, o.next_attempt_at)
+        for o in outcomes
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            name: [value[index] for value in values] for index, name in enumerate(_UPDATED_FIELDS)
+        }
+        params["now"] = now
+        session.connection().exec_driver_sql(_PG_RECORD_UPDATE, params)
+        return
+    session.execute(
+        _sqlite_record_update(),
+        [
+            {f"v_{name}": value for name, value in zip(_UPDATED_FIELDS, v, strict=True)} | {"v_now": now}
+            for v in values
+        ],
+    )
+
+
+def _timeline_many(session: Session, outcomes: Sequence[_Outcome], *, now: dt.datetime) -> None:
+    """`_timeline` for many rows: one INSERT, one publish per changed alert."""
+    alerts: dict[int, tuple[int, str, str]] = {}
+    alert_of: dict[int, int | None] = {}
+    by_payload: set[int] = set()
+    for o in outcomes:
+        row = o.row
+        if row.alert_id is not None:
+            alert_of[id(o)] = row.alert_id
+            if row.alert_status is not None:  # joined by the locking SELECT; None: deleted
+                alerts[row.alert_id] = (row.alert_team_id, row.alert_status, row.alert_severity)
         else:
-            row.status = PENDING
-            row.error = result.error
-            delay = backoff_delay(row.attempts, retry_after=result.retry_after, rng=rng)
-            row.next_attempt_at = now + dt.timedelta(seconds=delay)
-            session.add(row)
-    else:
-        if result.status == "invalid_target" and row.channel in PUSH_CHANNELS:
-            _deactivate_device(session, row, reason=result.provider_status or result.error, now=now)
-        _fail(session, row, _reason(result), now=now, error=result.error)
-    session.flush()
-    return row
+            alert_of[id(o)] = found = _alert_id_from(None, row.payload)
+            if found is not None:
+                by_payload.add(found)
+    if by_payload - alerts.keys():
+        # Rows that name their alert only in the payload (older rows): looked up here.
+        a = Alert.__table__  # type: ignore[attr-defined]
+        query = sa.select(a.c.id, a.c.team_id, a.c.status, a.c.severity).where(
+            a.c.id.in_(by_payload - alerts.keys())
+        )
+        for r in session.execute(query):
+            alerts[r.id] = (r.team_id, r.status, r.severity)
+    listed = [o for o in outcomes if alert_of[id(o)] in alerts]
+    if not listed:
+        return
+    events: list[dict[str, Any]] = []
+    published: dict[tuple[int, str], tuple[str, dict[str, Any], str | None]] = {}
+    for o in listed:
+        assert o.note is not None
+        ok, reason = o.note
+        row, alert_id = o.row, alert_of[id(o)]
+        assert alert_id is not None
+        who = _recipient_name(
+            row.channel,
+            row.target,
+            row.payload,
+            user=row.user_name,
+            device=row.device_name,
+        )
+        events.append(
+            {
+                "alert_id": alert_id,
+                "kind": (AlertEventKind.NOTIFIED if ok else AlertEventKind.NOTIFICATION_FAILED).value,
+                "actor": ACTOR_LABEL,
+                "channel": row.channel,
+                "note": _note(row.channel, who, ok=ok, reason=reason),
+                "payload": {
+                    "notification_id": row.id,
+                    "purpose": row.purpose,
+                    "attempts": row.attempts,
+                    "provider_status": o.provider_status,
+                    "user_id": row.user_id,
+                },
+                "created_at": now,
+            }
+        )
+        change = "notified" if ok else "notification_failed"
+        team_id, status, severity = alerts[alert_id]
+        # Identical events of one transaction say nothing more than the first: publish it once.
+        # The data is what alert_events.publish_updated sends.
+        published.setdefault(
+            (alert_id, change),
+            (
+                alert_events.UPDATED,
+                {
+                    "id": alert_id,
+                    "team_id": team_id,
+                    "status": status,
+                    "severity": severity,
+                    "change": change,
+                },
+                f"alert:{alert_id}",
+            ),
+        )
+    bulk.insert_rows(session, AlertEvent.__table__, events)  # type: ignore[attr-defined]
+    bus.publish_many(session, list(published.values()))
+
+
+def _id_in(session: Session, column: Any, ids: Sequence[int]) -> Any:
+    """`column IN ids`; on PostgreSQL `= ANY(array)`, one statement text whatever the count."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam("ids", list(ids), type_=postgresql.ARRAY(sa.BigInteger)))
+    return column.in_(ids)
 
 
 def _reason(result: DeliveryResult) -> str:
@@ -686,11 +1031,13 @@ def _fail(
     _timeline(session, row, ok=False, reason=reason, now=now)
 
 
-def _deactivate_device(session: Session, row: Notification, *, reason: str, now: dt.datetime) -> None:
-    device = session.get(PushDevice, row.push_device_id) if row.push_device_id is not None else None
+def _deactivate_device(
+    session: Session, *, device_id: int | None, platform: str, token: str, reason: str, now: dt.datetime
+) -> None:
+    device = session.get(PushDevice, device_id) if device_id is not None else None
     if device is None:
         device = session.exec(
-            select(PushDevice).where(PushDevice.platform == row.channel, PushDevice.token == row.target)
+            select(PushDevice).where(PushDevice.platform == platform, PushDevice.token == token)
         ).first()
     if device is None or not device.active:
         return
@@ -698,25 +1045,48 @@ def _deactivate_device(session: Session, row: Notification, *, reason: str, now:
     device.deactivated_at = now
     device.deactivation_reason = reason[:200]
     session.add(device)
+    # Flushed now: the rest of the recording writes with Core statements.
+    session.flush()
     log.info("outbox: push device %s deactivated: %s", device.id, reason)
 
 
 def _recipient(session: Session, row: Notification) -> str:
     """How the timeline names the target: the person, their device, the channel or the webhook."""
-    payload_extra = (row.payload or {}).get("extra") or {}
     user = session.get(User, row.user_id) if row.user_id is not None else None
-    if row.channel in PUSH_CHANNELS:
-        device = session.get(PushDevice, row.push_device_id) if row.push_device_id is not None else None
-        if device is not None and device.name:
-            return device.name
-        return f"{user.name}'s device" if user is not None else "a device"
+    device = None
+    if row.channel in PUSH_CHANNELS and row.push_device_id is not None:
+        device = session.get(PushDevice, row.push_device_id)
+    return _recipient_name(
+        row.channel,
+        row.target,
+        row.payload,
+        user=user.name if user is not None else None,
+        device=device.name if device is not None else None,
+    )
+
+
+def _recipient_name(
+    channel: str, target: str, payload: Mapping[str, Any] | None, *, user: str | None, device: str | None
+) -> str:
+    if channel in PUSH_CHANNELS:
+        if device:
+            return device
+        return f"{user}'s device" if user is not None else "a device"
     if user is not None:
-        return user.name
-    if row.channel == Channel.WEBHOOK.value:
-        return str(payload_extra.get("webhook_name") or urlsplit(row.target).hostname or redact(row.target))
-    if row.channel == Channel.SLACK.value:
-        return f"channel {row.target}"
-    return redact(row.target)
+        return user
+    if channel == Channel.WEBHOOK.value:
+        payload_extra = (payload or {}).get("extra") or {}
+        return str(payload_extra.get("webhook_name") or urlsplit(target).hostname or redact(target))
+    if channel == Channel.SLACK.value:
+        return f"channel {target}"
+    return redact(target)
+
+
+def _note(channel: str, who: str, *, ok: bool, reason: str) -> str:
+    what = _WHAT.get(channel, channel)
+    if ok:
+        return f"{what} to {who} {_SENT_VERB.get(channel, 'delivered')}"
+    return f"{what} to {who} failed: {reason}"
 
 
 def _timeline(session: Session, row: Notification, *, ok: bool, reason: str, now: dt.datetime) -> None:
@@ -726,19 +1096,13 @@ def _timeline(session: Session, row: Notification, *, ok: bool, reason: str, now
     alert = session.get(Alert, alert_id)
     if alert is None:
         return
-    what = _WHAT.get(row.channel, row.channel)
-    who = _recipient(session, row)
-    if ok:
-        note = f"{what} to {who} {_SENT_VERB.get(row.channel, 'delivered')}"
-    else:
-        note = f"{what} to {who} failed: {reason}"
     session.add(
         AlertEvent(
             alert_id=alert_id,
             kind=AlertEventKind.NOTIFIED if ok else AlertEventKind.NOTIFICATION_FAILED,
             actor=ACTOR_LABEL,
             channel=row.channel,
-            note=note,
+            note=_note(row.channel, _recipient(session, row), ok=ok, reason=reason),
             payload={
                 "notification_id": row.id,
                 "purpose": row.purpose,

@@ -26,6 +26,8 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    # time.monotonic() on arrival: system-wide on Linux, so comparable with other processes' clocks.
+    at: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -54,6 +56,12 @@ class Reply:
         return self.body, headers
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default listen backlog (5) resets connections when many clients connect at once.
+    request_queue_size = 256
+
+
 class FakeHTTPServer:
     """Subclasses implement `handle(request) -> Reply`; `requests` keeps every request in order."""
 
@@ -79,6 +87,10 @@ class FakeHTTPServer:
         with self._lock:
             return [r for r in self.requests if r.path.endswith(path_suffix)]
 
+    def count(self, path_suffix: str = "") -> int:
+        """How many requests arrived (at paths ending in `path_suffix`)."""
+        return len(self.received(path_suffix))
+
     def _record_and_answer(self, request: Recorded) -> Reply:
         with self._lock:
             self.requests.append(request)
@@ -89,6 +101,9 @@ class FakeHTTPServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The headers and the body go out in two writes: with Nagle's algorithm the body
+            # waits for the client's delayed ACK of the headers, about 40 ms per answer.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
@@ -130,8 +145,7 @@ class FakeHTTPServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), Handler)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
