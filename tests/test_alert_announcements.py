@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from sentinel_app.db import session_scope
 from sentinel_app.domain.alert_lifecycle import Transition
 from sentinel_app.ingest.normalized import NormalizedAlert
-from sentinel_app.models import Notification
+from sentinel_app.models import Integration, Notification
 from sentinel_app.services import alerts, outgoing_webhooks
 from sentinel_app.services.actor import Actor
 from tests import factories
@@ -25,6 +25,20 @@ def _keys(engine: sa.Engine) -> list[str]:
     return [r.idempotency_key for r in rows]
 
 
+def _fire(engine: sa.Engine, integration: Integration) -> int | None:
+    """Fire one alert through `integration`, as a webhook would; its id."""
+    with session_scope(write=True, engine=engine) as session:
+        row = session.get(Integration, integration.id)
+        assert row is not None
+        [result] = alerts.ingest(
+            session,
+            integration=row,
+            alerts=[NormalizedAlert(action="trigger", dedup_key="k", title="Disk full")],
+            now=NOW,
+        )
+    return result.alert_id
+
+
 def test_fired_acknowledged_and_resolved_are_announced(
     engine: sa.Engine, db: Session, settings_env: pytest.MonkeyPatch
 ) -> None:
@@ -35,16 +49,7 @@ def test_fired_acknowledged_and_resolved_are_announced(
         db, team_id=team.id or 0, name="ops", url="https://hooks.example.com/x", events=["fired", "resolved"]
     )
     db.commit()
-    with session_scope(write=True, engine=engine) as session:
-        row = session.get(type(integration), integration.id)
-        assert row is not None
-        [result] = alerts.ingest(
-            session,
-            integration=row,
-            alerts=[NormalizedAlert(action="trigger", dedup_key="k", title="Disk full")],
-            now=NOW,
-        )
-    alert_id = result.alert_id
+    alert_id = _fire(engine, integration)
     actor = Actor(label="tester")
     for step, change in enumerate((Transition.ACKNOWLEDGE, Transition.RESOLVE), start=1):
         with session_scope(write=True, engine=engine) as session:
@@ -84,13 +89,5 @@ def test_firing_is_announced_only_where_somebody_listens(
         settings_env.setenv("SENTINEL_SLACK_BOT_TOKEN", slack_token)
     team = factories.team(db)
     integration = factories.integration(db, team.id, slack_channel_id=channel)
-    with session_scope(write=True, engine=engine) as session:
-        row = session.get(type(integration), integration.id)
-        assert row is not None
-        [result] = alerts.ingest(
-            session,
-            integration=row,
-            alerts=[NormalizedAlert(action="trigger", dedup_key="k", title="Disk full")],
-            now=NOW,
-        )
-    assert _keys(engine) == ([f"slack:a{result.alert_id}:fired"] if announced else [])
+    alert_id = _fire(engine, integration)
+    assert _keys(engine) == ([f"slack:a{alert_id}:fired"] if announced else [])
