@@ -28,6 +28,7 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -350,11 +351,28 @@ async def _run_backend(url: str, tmp: Path, args: argparse.Namespace) -> dict[st
         engine.dispose()
 
 
+# A whole backend takes well under a minute; a run that sat idle for ten minutes was seen twice
+# in about a dozen, with nothing scheduled on its event loop. This turns such a hang into an
+# error that shows where every task was waiting.
+RUN_LIMIT_S = 600.0
+
+
+async def _watched(url: str, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    main = asyncio.ensure_future(_run_backend(url, tmp, args))
+    done, _ = await asyncio.wait({main}, timeout=RUN_LIMIT_S)
+    if not done:
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+        main.cancel()
+        raise RuntimeError(f"benchmark did not finish within {RUN_LIMIT_S:.0f} s; task stacks above")
+    return main.result()
+
+
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     """Measure one backend on a fresh database."""
     with tempfile.TemporaryDirectory() as tmp_dir, _database(backend, Path(tmp_dir)) as url:
         upgrade_to_head(url)
-        return asyncio.run(_run_backend(url, Path(tmp_dir), args))
+        return asyncio.run(_watched(url, Path(tmp_dir), args))
 
 
 def main() -> None:
