@@ -173,3 +173,15 @@ def test_idle_writer_threads_end_and_come_back(
     assert writer._alive == 0
     [result] = writer.submit(_request(integration, [("second", "trigger")])).result(timeout=30)
     assert result.action.value == "create"
+
+
+def test_a_request_cancelled_before_its_turn_is_skipped(engine: sa.Engine, db: Session) -> None:
+    integration = _integration(db)
+    writer = IngestWriter.for_engine(engine)
+    with writer._ready:  # hold the queue so both requests wait
+        gone = writer.submit(_request(integration, [("gone", "trigger")]))
+        kept = writer.submit(_request(integration, [("kept", "trigger")]))
+        assert gone.cancel()  # what asyncio.wrap_future does when the sender disconnects
+    [result] = kept.result(timeout=30)
+    assert result.action.value == "create"
+    assert sorted(_state(engine, integration.id)) == ["kept"]

@@ -91,6 +91,11 @@ class IngestWriter:
 
     def _run(self) -> None:
         while (jobs := self._take()) is not None:
+            # A request whose sender went away before its turn is dropped (it never got its 202,
+            # so it sends again); the others can no longer be cancelled, so their results land.
+            jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+            if not jobs:
+                continue
             try:
                 self._write(jobs)
             except BaseException as exc:  # never leave a sender waiting on a dead thread
