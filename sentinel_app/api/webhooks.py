@@ -87,6 +87,9 @@ def _prepare(
     _check_signature(request, integration, body)
     now = utcnow()
     parsed = ingest.parse(kind, payload, grouping=integration.grouping, lenient=lenient, now=now)
+    # One lock order for the resolves and acknowledgements of every request (a stable sort keeps
+    # each key's own order), so concurrent writers rarely deadlock; firings are sorted when written.
+    parsed.sort(key=lambda a: a.dedup_key)
     # Writing last_received_at on every request would serialise all senders of one integration.
     touch = (
         integration.last_received_at is None
