@@ -272,6 +272,11 @@ def data_table(
     return rx.cond(size(items) == 0, empty_note(empty), table)
 
 
+def row_danger_button(label: str, on_click: Any, **props: Any) -> rx.Component:
+    """The small red button that removes, deletes or revokes one table row."""
+    return rx.button(label, size="1", variant="soft", color_scheme="red", on_click=on_click, **props)
+
+
 def two_columns(left: rx.Component, right: rx.Component, *, left_width: str = "22rem") -> rx.Component:
     """Side by side on wide screens, stacked on phones."""
     return rx.grid(

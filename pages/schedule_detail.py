@@ -36,6 +36,7 @@ from pages.config_kit import (
     parse_int,
     parse_local,
     read_only_note,
+    row_danger_button,
     safe_zone,
     scroll_x,
     section,
@@ -1211,14 +1212,7 @@ def _layer_card(layer: Any) -> rx.Component:
                         on_click=ev(S.edit_layer, layer["id"]),
                         class_name="layer-edit",
                     ),
-                    rx.button(
-                        "Delete",
-                        size="1",
-                        variant="soft",
-                        color_scheme="red",
-                        on_click=ev(S.delete_layer, layer["id"]),
-                        class_name="layer-delete",
-                    ),
+                    row_danger_button("Delete", ev(S.delete_layer, layer["id"]), class_name="layer-delete"),
                     spacing="2",
                 ),
             ),
@@ -1526,13 +1520,7 @@ def _override_row(o: Any) -> rx.Component:
         rx.table.cell(
             rx.cond(
                 S.can_write,
-                rx.button(
-                    "Delete",
-                    size="1",
-                    variant="soft",
-                    color_scheme="red",
-                    on_click=ev(S.delete_override, o["id"]),
-                ),
+                row_danger_button("Delete", ev(S.delete_override, o["id"])),
             )
         ),
         class_name="override-row",

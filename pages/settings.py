@@ -26,6 +26,7 @@ from pages.config_kit import (
     labeled,
     local_text,
     parse_int,
+    row_danger_button,
     safe_zone,
     section,
     select_fixed,
@@ -822,15 +823,7 @@ def _devices() -> rx.Component:
                         rx.badge("off: ", d["reason"], color_scheme="gray"),
                     )
                 ),
-                rx.table.cell(
-                    rx.button(
-                        "Remove",
-                        size="1",
-                        variant="soft",
-                        color_scheme="red",
-                        on_click=ev(S.remove_device, d["id"]),
-                    )
-                ),
+                rx.table.cell(row_danger_button("Remove", ev(S.remove_device, d["id"]))),
                 class_name="device-row",
             ),
             empty="No devices: sign in to the mobile app to receive push notifications.",
@@ -872,14 +865,7 @@ def _keys() -> rx.Component:
                         rx.cond(
                             k["expired"] != "",
                             rx.badge("expired", color_scheme="gray"),
-                            rx.button(
-                                "Revoke",
-                                size="1",
-                                variant="soft",
-                                color_scheme="red",
-                                on_click=ev(S.revoke_key, k["id"]),
-                                class_name="key-revoke",
-                            ),
+                            row_danger_button("Revoke", ev(S.revoke_key, k["id"]), class_name="key-revoke"),
                         ),
                     )
                 ),

@@ -21,6 +21,7 @@ from pages.config_kit import (
     ev,
     labeled,
     read_only_note,
+    row_danger_button,
     safe_zone,
     section,
     select_fixed,
@@ -422,13 +423,7 @@ def _member_row(m: Any) -> rx.Component:
         rx.table.cell(
             rx.cond(
                 T.can_admin_team,
-                rx.button(
-                    "Remove",
-                    size="1",
-                    variant="soft",
-                    color_scheme="red",
-                    on_click=ev(T.remove_member, m["user_id"]),
-                ),
+                row_danger_button("Remove", ev(T.remove_member, m["user_id"])),
             )
         ),
         id="member-" + m["user_id"],
