@@ -28,7 +28,7 @@ from sentinel_app.services import alerts as alert_service
 from sentinel_app.services.integrations import (
     ONCALL_PATHS,
     CachedIntegration,
-    is_cached,
+    cached_by_token,
     lookup_by_token,
     signing_secret,
 )
@@ -59,8 +59,8 @@ def _json_body(request: Request, body: bytes) -> Any:
         ) from None
 
 
-def _integration(engine: sa.Engine, token: str) -> CachedIntegration:
-    found = lookup_by_token(engine, token)
+def _integration(engine: sa.Engine, token: str, found: CachedIntegration | None) -> CachedIntegration:
+    found = found or lookup_by_token(engine, token)
     if found is None:
         raise ApiError(404, "unknown integration", field="token")
     if not found.integration.enabled:
@@ -79,10 +79,19 @@ def _check_signature(request: Request, integration: Integration, body: bytes) ->
 
 
 def _prepare(
-    request: Request, kind: str, token: str, body: bytes, payload: Any, lenient: bool
+    request: Request,
+    kind: str,
+    token: str,
+    body: bytes,
+    payload: Any,
+    lenient: bool,
+    cached: CachedIntegration | None = None,
 ) -> tuple[alert_service.IngestRequest, bool]:
-    """Authenticate and normalise one request: what to write, and whether to stamp last_received_at."""
-    cached = _integration(engine_of(request), token)
+    """Authenticate and normalise one request: what to write, and whether to stamp last_received_at.
+
+    `cached` is the token's integration when the caller already has it from memory.
+    """
+    cached = _integration(engine_of(request), token, cached)
     integration = cached.integration
     _check_signature(request, integration, body)
     now = utcnow()
@@ -134,9 +143,10 @@ async def _handle(request: Request, kind: str, token: str | None, *, lenient: bo
     if token is None:
         token = _token_from(request, kind, payload)
     try:
-        if len(body) <= _INLINE_BODY_BYTES and is_cached(engine_of(request), token):
+        known = cached_by_token(engine_of(request), token) if len(body) <= _INLINE_BODY_BYTES else None
+        if known is not None:
             # A small payload of a known integration is cheaper to parse here than to hand to a thread.
-            work, touch = _prepare(request, kind, token, body, payload, lenient)
+            work, touch = _prepare(request, kind, token, body, payload, lenient, known)
         else:
             work, touch = await run_in_threadpool(_prepare, request, kind, token, body, payload, lenient)
         results = await asyncio.wrap_future(_writer(request).submit(work, touch=touch))

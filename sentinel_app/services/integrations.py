@@ -238,20 +238,23 @@ def forget_cached() -> None:
         _cache.clear()
 
 
-def is_cached(engine: sa.Engine, token: str) -> bool:
-    """Whether `lookup_by_token` would answer from memory, without touching the database."""
+def _fresh(key: tuple[str, str], now: float) -> CachedIntegration | None:
     with _cache_lock:
-        hit = _cache.get((str(engine.url), hash_token(token)))
-    return hit is not None and hit.expires > time.monotonic()
+        hit = _cache.get(key)
+    return hit if hit is not None and hit.expires > now else None
+
+
+def cached_by_token(engine: sa.Engine, token: str) -> CachedIntegration | None:
+    """What `lookup_by_token` would answer from memory; None where it would ask the database."""
+    return _fresh((str(engine.url), hash_token(token)), time.monotonic())
 
 
 def lookup_by_token(engine: sa.Engine, token: str) -> CachedIntegration | None:
     """The integration owning `token` with its routing rules, from a short-lived cache."""
     key = (str(engine.url), hash_token(token))
     now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(key)
-    if hit is not None and hit.expires > now:
+    hit = _fresh(key, now)
+    if hit is not None:
         return hit
     with Session(engine, expire_on_commit=False) as session:
         integration = session.exec(select(Integration).where(Integration.token_hash == key[1])).first()
